@@ -1,0 +1,68 @@
+"""The project's exceptions: one base class and a few subclasses.
+
+Each error carries two messages: ``str(error)`` is the detail for logs, and
+``user_message`` is short, safe to show a user, and says what to do.
+"""
+
+from __future__ import annotations
+
+
+class HermesBotError(Exception):
+    """Base class of every error hermes-bot raises on purpose."""
+
+    default_user_message = "Something went wrong on my side. Please try again."
+
+    def __init__(self, message: str, *, user_message: str | None = None) -> None:
+        super().__init__(message)
+        self.user_message = user_message or self.default_user_message
+
+
+class ConfigError(HermesBotError):
+    """The configuration is missing, unreadable or invalid."""
+
+    default_user_message = "The bot is misconfigured. Ask its owner to check the logs."
+
+
+class ModelLoadError(HermesBotError):
+    """The model or tokenizer could not be loaded."""
+
+    default_user_message = "The model is not loaded. Ask the bot's owner to check the logs."
+
+
+class InputRejected(HermesBotError):
+    """A user's message cannot be processed (empty, too long, ...)."""
+
+
+class Busy(HermesBotError):
+    """The inference queue is full; the request was not accepted."""
+
+    def __init__(self, message: str, *, queue_position: int | None = None) -> None:
+        hint = f" ({queue_position} requests ahead of you)" if queue_position else ""
+        super().__init__(
+            message, user_message=f"I'm busy right now{hint}. Please try again in a moment."
+        )
+        self.queue_position = queue_position
+
+
+class GenerationError(HermesBotError):
+    """Generation failed, timed out or was cancelled."""
+
+    default_user_message = "I couldn't finish that answer. Please try again."
+
+
+class PromptTooLong(GenerationError):
+    """The prompt does not fit in the model's context window."""
+
+    default_user_message = "That conversation is too long for me. Use /reset and try again."
+
+
+class ToolValidationError(HermesBotError):
+    """A function call's name or arguments failed validation."""
+
+    default_user_message = "The model produced an invalid function call."
+
+
+class GrammarError(HermesBotError):
+    """A constrained-decoding grammar could not be compiled."""
+
+    default_user_message = "Constrained decoding is misconfigured. Ask the bot's owner."

@@ -1,0 +1,1 @@
+"""Inference backends: the protocol, the in-process executor, constrained decoding."""
