@@ -1,0 +1,249 @@
+"""One conversational turn: history + message → backend → parse → validate → Reply.
+
+Platform-neutral: adapters turn the Reply into embeds, blocks or terminal cards.
+A call that fails validation is retried with the error shown to the model
+(``chat.corrective_retries`` times), then the turn falls back to plain text;
+raw call markup never reaches a user.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from hermes_bot.config import Settings
+from hermes_bot.conversation import ConversationStore
+from hermes_bot.errors import HermesBotError, InputRejected, ToolValidationError
+from hermes_bot.inference.base import (
+    Backend,
+    BackendStats,
+    Constraint,
+    GenerationRequest,
+)
+from hermes_bot.parsing import ParsedCompletion, parse_completion, visible_text
+from hermes_bot.prompts import (
+    Message,
+    build_prompt,
+    format_calls,
+    neutralize,
+    resolve_dialect,
+    system_prompt,
+)
+from hermes_bot.tools import Tool, ToolCall, find_tool, validate_call
+
+_log = logging.getLogger(__name__)
+
+OnText = Callable[[str], Awaitable[None]]
+
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]"
+)
+_PLAIN_TEXT_NOTE = "Answer the user's last message in plain text, without calling any function."
+_GIVE_UP = "I couldn't come up with a proper answer to that. Please rephrase and try again."
+
+
+@dataclass(frozen=True)
+class TextReply:
+    """A plain chat answer."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolReply:
+    """Validated tool calls (each one an answer), plus any chat text around them."""
+
+    tools: list[Tool]
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    """A short message telling the user what went wrong and what to do."""
+
+    message: str
+
+
+Reply = TextReply | ToolReply | ErrorReply
+
+
+@dataclass
+class _Attempt:
+    completion: str
+    parsed: ParsedCompletion
+    tools: list[Tool] = field(default_factory=list)
+    valid_calls: list[ToolCall] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def clean_user_text(text: str) -> str:
+    """The message with lone surrogates replaced, control characters removed, NFC, stripped."""
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROL.sub("", text).strip()
+
+
+class Pipeline:
+    """Answers messages; owns the conversation histories."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        settings: Settings,
+        conversations: ConversationStore | None = None,
+    ) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.conversations = conversations or ConversationStore(settings.chat.history_turns)
+        self.dialect = resolve_dialect(settings.model.dialect, settings.model.id)
+        self._system = neutralize(system_prompt(self.dialect, settings.chat.system_prompt))
+        self._params = settings.generation.params()
+
+    def reset(self, key: str) -> None:
+        """Forget the conversation ``key``."""
+        self.conversations.reset(key)
+
+    def history_length(self, key: str) -> int:
+        """Messages remembered for ``key``."""
+        return len(self.conversations.history(key))
+
+    def stats(self) -> BackendStats:
+        """The backend's metrics."""
+        return self.backend.stats()
+
+    async def respond(
+        self,
+        key: str,
+        text: str,
+        *,
+        forced_tool: str | None = None,
+        on_text: OnText | None = None,
+    ) -> Reply:
+        """Answer ``text`` in conversation ``key``; never raises HermesBotError."""
+        try:
+            return await self._respond(key, text, forced_tool, on_text)
+        except HermesBotError as error:
+            _log.warning("turn in %s failed: %s", key, error)
+            return ErrorReply(error.user_message)
+        except Exception:
+            _log.exception("unexpected error answering in %s", key)
+            return ErrorReply("Something went wrong on my side. Please try again.")
+
+    def _check_input(self, text: str) -> str:
+        cleaned = clean_user_text(text)
+        if not cleaned:
+            raise InputRejected(
+                "empty message",
+                user_message="Your message is empty. Write something and try again.",
+            )
+        limit = self.settings.chat.max_message_chars
+        if len(cleaned) > limit:
+            raise InputRejected(
+                f"message of {len(cleaned)} characters",
+                user_message=(
+                    f"Your message is too long ({len(cleaned):,} characters; the limit is "
+                    f"{limit:,}). Shorten it and try again."
+                ),
+            )
+        return cleaned
+
+    def _constraint(self, forced_tool: str | None) -> Constraint | None:
+        if forced_tool is not None:
+            tool = find_tool(forced_tool)
+            if tool is None:
+                raise ToolValidationError(f"unknown forced tool {forced_tool!r}")
+            return Constraint("forced", self.dialect, (tool.__name__,))
+        mode = self.settings.chat.constraint
+        return None if mode == "off" else Constraint(mode, self.dialect)
+
+    async def _respond(
+        self, key: str, text: str, forced_tool: str | None, on_text: OnText | None
+    ) -> Reply:
+        user = Message("user", neutralize(self._check_input(text)))
+        history = self.conversations.history(key)
+        constraint = self._constraint(forced_tool)
+        attempt = await self._attempt(history, [user], constraint, on_text)
+        retries = self.settings.chat.corrective_retries
+        while retries and not attempt.tools and (attempt.problems or forced_tool):
+            retries -= 1
+            problems = attempt.problems or [f"call the function {forced_tool}"]
+            _log.info("retrying a turn in %s after: %s", key, "; ".join(problems))
+            turn = [
+                user,
+                Message("assistant", neutralize(attempt.completion)),
+                Message("user", _correction(problems)),
+            ]
+            attempt = await self._attempt(history, turn, constraint, None)
+        reply = _reply(attempt)
+        if reply is None:
+            note = Message("system", _PLAIN_TEXT_NOTE)
+            attempt = await self._attempt(history, [user, note], None, None)
+            reply = TextReply(attempt.parsed.text) if attempt.parsed.text else None
+        if reply is None:
+            return ErrorReply(_GIVE_UP)
+        answer = Message("assistant", neutralize(self._answer(attempt)))
+        self.conversations.record(key, [user, answer])
+        return reply
+
+    def _answer(self, attempt: _Attempt) -> str:
+        """What the assistant said, for the history: the valid calls, then any text."""
+        calls = format_calls(attempt.valid_calls, self.dialect) if attempt.valid_calls else ""
+        return "\n".join(part for part in (calls, attempt.parsed.text) if part)
+
+    async def _attempt(
+        self,
+        history: list[Message],
+        turn: list[Message],
+        constraint: Constraint | None,
+        on_text: OnText | None,
+    ) -> _Attempt:
+        budget = self.backend.context_window - self._params.max_new_tokens
+        prompt = build_prompt(
+            self._system, history, turn, count_tokens=self.backend.count_tokens, budget=budget
+        )
+        request = GenerationRequest(prompt, self._params, constraint)
+        if on_text is None:
+            completion = (await self.backend.generate(request)).text
+        else:
+            completion = await _stream(self.backend, request, on_text)
+        attempt = _Attempt(completion, parse_completion(completion))
+        attempt.problems.extend(attempt.parsed.errors)
+        for call in attempt.parsed.calls:
+            try:
+                attempt.tools.append(validate_call(call))
+                attempt.valid_calls.append(call)
+            except ToolValidationError as error:
+                attempt.problems.append(str(error))
+        return attempt
+
+
+async def _stream(backend: Backend, request: GenerationRequest, on_text: OnText) -> str:
+    completion = ""
+    shown = ""
+    async for delta in backend.stream(request):
+        completion += delta
+        visible = visible_text(completion)
+        if visible != shown:
+            shown = visible
+            await on_text(visible)
+    return completion
+
+
+def _reply(attempt: _Attempt) -> Reply | None:
+    if attempt.tools:
+        return ToolReply(attempt.tools, attempt.parsed.text)
+    if attempt.parsed.text and not attempt.problems:
+        return TextReply(attempt.parsed.text)
+    return None
+
+
+def _correction(problems: list[str]) -> str:
+    listed = "\n".join(f"- {problem}" for problem in problems)
+    return (
+        "Your function call was not valid:\n"
+        f"{listed}\n"
+        "Call the function again with valid arguments, or answer in plain text."
+    )
