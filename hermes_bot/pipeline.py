@@ -41,6 +41,7 @@ OnText = Callable[[str], Awaitable[None]]
 _CONTROL = re.compile(
     r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]"
 )
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _PLAIN_TEXT_NOTE = "Answer the user's last message in plain text, without calling any function."
 _GIVE_UP = "I couldn't come up with a proper answer to that. Please rephrase and try again."
 
@@ -81,7 +82,7 @@ class _Attempt:
 
 def clean_user_text(text: str) -> str:
     """The message with lone surrogates replaced, control characters removed, NFC, stripped."""
-    text = text.encode("utf-8", "replace").decode("utf-8")
+    text = _SURROGATE.sub("\ufffd", text)
     text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
     return _CONTROL.sub("", text).strip()
 

@@ -58,7 +58,7 @@ def test_misspelt_key_is_named(tmp_path: Path) -> None:
 def test_bad_value_is_named(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text("[executor]\nqueue_size = 0\n")
-    with pytest.raises(ConfigError, match="executor.queue_size"):
+    with pytest.raises(ConfigError, match=r"executor\.queue_size"):
         load_settings(path)
 
 

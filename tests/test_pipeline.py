@@ -39,14 +39,24 @@ def make(completions, **chat) -> tuple[Pipeline, ScriptedBackend]:
 @pytest.mark.parametrize(
     ("message", "completion", "tool", "field", "value"),
     [
-        pytest.param("Tell me a joke", JOKE, Joke, "setup", "Why did the scarecrow win an award?", id="joke"),
         pytest.param(
-            "Song for inspiration.", SONG, SongRecommendation, "recommended_song",
-            "Don't Stop Believin' by Journey", id="song",
+            "Tell me a joke", JOKE, Joke, "setup", "Why did the scarecrow win an award?", id="joke"
         ),
         pytest.param(
-            "Recommend me a book on Crime Thriller.", BOOK, BookRecommendation, "interest",
-            "Crime Thriller", id="book",
+            "Song for inspiration.",
+            SONG,
+            SongRecommendation,
+            "recommended_song",
+            "Don't Stop Believin' by Journey",
+            id="song",
+        ),
+        pytest.param(
+            "Recommend me a book on Crime Thriller.",
+            BOOK,
+            BookRecommendation,
+            "interest",
+            "Crime Thriller",
+            id="book",
         ),
     ],
 )
@@ -68,7 +78,9 @@ async def test_plain_chat_is_a_text_reply() -> None:
     assert reply == TextReply("Hello! How can I help you today?")
 
 
-@pytest.mark.parametrize("message", ["", "   \n\t  ", "\x00\x01\u200b"], ids=["empty", "blank", "control-only"])
+@pytest.mark.parametrize(
+    "message", ["", "   \n\t  ", "\x00\x01\u200b"], ids=["empty", "blank", "control-only"]
+)
 async def test_empty_message_is_refused_without_generating(message: str) -> None:
     pipeline, backend = make([])
     reply = await pipeline.respond("chan", message)
@@ -120,7 +132,9 @@ async def test_persistently_invalid_calls_fall_back_to_plain_text() -> None:
 
 
 async def test_unusable_output_gives_an_error_without_markup() -> None:
-    pipeline, _ = make(["<functioncall>{oops", "<functioncall>{oops", "<tool_call>"], corrective_retries=1)
+    pipeline, _ = make(
+        ["<functioncall>{oops", "<functioncall>{oops", "<tool_call>"], corrective_retries=1
+    )
     reply = await pipeline.respond("chan", "joke please")
     assert isinstance(reply, ErrorReply)
     assert "<" not in reply.message

@@ -21,9 +21,13 @@ from hermes_bot.tools import ToolCall
     ("setting", "model", "expected"),
     [
         pytest.param("auto", "teknium/OpenHermes-2.5-Mistral-7B", "functioncall", id="openhermes"),
-        pytest.param("auto", "NousResearch/Hermes-2-Pro-Mistral-7B", "tool_call", id="hermes-2-pro"),
+        pytest.param(
+            "auto", "NousResearch/Hermes-2-Pro-Mistral-7B", "tool_call", id="hermes-2-pro"
+        ),
         pytest.param("auto", "NousResearch/Hermes-3-Llama-3.1-8B", "tool_call", id="hermes-3"),
-        pytest.param("functioncall", "NousResearch/Hermes-3-Llama-3.1-8B", "functioncall", id="explicit"),
+        pytest.param(
+            "functioncall", "NousResearch/Hermes-3-Llama-3.1-8B", "functioncall", id="explicit"
+        ),
     ],
 )
 def test_resolve_dialect(setting: str, model: str, expected: str) -> None:
@@ -54,7 +58,10 @@ def test_format_calls_in_both_dialects() -> None:
 
 def test_render_is_chatml() -> None:
     text = render([Message("system", "S"), Message("user", "hi")])
-    assert text == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    assert (
+        text
+        == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    )
 
 
 @pytest.mark.parametrize(

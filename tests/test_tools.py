@@ -56,19 +56,25 @@ def test_validate_call_accepts_good_calls(name: str, arguments: dict, expected: 
     ("call", "message_part"),
     [
         pytest.param(ToolCall("Weather", {}), "Unknown function 'Weather'", id="unknown-tool"),
-        pytest.param(ToolCall("Joke", {"setup": "  ", "answer": "x"}), "must not be empty", id="empty-setup"),
+        pytest.param(
+            ToolCall("Joke", {"setup": "  ", "answer": "x"}), "must not be empty", id="empty-setup"
+        ),
         pytest.param(
             ToolCall("SongRecommendation", {"interest": "", "recommended_song": "x"}),
             "interest: interest must not be empty",
             id="empty-interest",
         ),
-        pytest.param(ToolCall("Joke", {"setup": "a"}), "answer: Field required", id="missing-field"),
+        pytest.param(
+            ToolCall("Joke", {"setup": "a"}), "answer: Field required", id="missing-field"
+        ),
         pytest.param(
             ToolCall("Joke", {"setup": "a", "answer": "b", "rating": 5}),
             "rating: Extra inputs are not permitted",
             id="extra-field",
         ),
-        pytest.param(ToolCall("Joke", {"setup": "a" * 301, "answer": "b"}), "at most 300", id="too-long"),
+        pytest.param(
+            ToolCall("Joke", {"setup": "a" * 301, "answer": "b"}), "at most 300", id="too-long"
+        ),
         pytest.param(ToolCall("Joke", ["a", "b"]), "must be a JSON object", id="not-an-object"),  # type: ignore[arg-type]
     ],
 )

@@ -1,0 +1,41 @@
+"""The terminal chat: same pipeline, readable cards, /reset and /quit."""
+
+from __future__ import annotations
+
+import io
+
+from hermes_bot.adapters.console import run_console
+from hermes_bot.config import Settings
+from hermes_bot.pipeline import Pipeline
+from tests.fakes import ScriptedBackend
+
+JOKE = (
+    '<functioncall>{"name": "Joke", "arguments": {"setup": "Why do programmers prefer dark mode?",'
+    ' "answer": "Because light attracts bugs."}}</functioncall>'
+)
+
+
+async def test_console_chat_cards_reset_and_quit() -> None:
+    backend = ScriptedBackend([JOKE, "Hi! I'm Hermes."])
+    pipeline = Pipeline(backend, Settings())
+    stdin = io.StringIO("Tell me a joke\n/reset\n   \nhello\n/quit\nnever read\n")
+    stdout = io.StringIO()
+    assert await run_console(pipeline, stdin, stdout) == 0
+    out = stdout.getvalue()
+    assert "┌─ Joke" in out
+    assert "Why do programmers prefer dark mode?" in out
+    assert "... Because light attracts bugs." in out
+    assert "(conversation forgotten)" in out
+    assert "[!] Your message is empty" in out
+    assert "hermes> Hi! I'm Hermes." in out
+    assert "functioncall" not in out
+    # /reset forgot the joke: the second prompt has no history.
+    assert "dark mode" not in backend.requests[1].prompt
+    assert len(backend.requests) == 2
+
+
+async def test_console_ends_at_end_of_input() -> None:
+    pipeline = Pipeline(ScriptedBackend(["fine"]), Settings())
+    stdout = io.StringIO()
+    assert await run_console(pipeline, io.StringIO("how are you?"), stdout) == 0
+    assert "hermes> fine" in stdout.getvalue() and stdout.getvalue().endswith("bye\n")
