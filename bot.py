@@ -1,8 +1,8 @@
 """hermes-bot entry point: parse arguments, load config, set up logging, run.
 
-    python bot.py                      Discord when a token is configured, else the console
-    python bot.py --console            chat in the terminal
-    python bot.py --model ./my-model   override model.id (a hub id or a local directory)
+python bot.py                      Discord when a token is configured, else the console
+python bot.py --console            chat in the terminal
+python bot.py --model ./my-model   override model.id (a hub id or a local directory)
 """
 
 from __future__ import annotations
