@@ -1,0 +1,1 @@
+"""Platform adapters: each turns platform events into pipeline turns and replies back."""

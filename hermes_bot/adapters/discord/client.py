@@ -1,0 +1,177 @@
+"""The Discord client: a commands.Bot wired to the pipeline, and ``run_discord`` for bot.py.
+
+``run_discord`` points discord.py at the configured REST and gateway URLs (a
+fake Discord in tests), closes cleanly on SIGTERM / SIGINT and returns 0.
+The token is handed to discord.py only and never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import discord
+import yarl
+from discord.ext import commands
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+from hermes_bot.adapters.discord.cog import ChatCog
+from hermes_bot.config import Settings
+from hermes_bot.errors import ConfigError
+from hermes_bot.pipeline import Pipeline
+
+_log = logging.getLogger(__name__)
+
+Warmup = Callable[[], Awaitable[None]]
+
+
+@contextlib.contextmanager
+def discord_endpoints(api_base_url: str, gateway_url: str) -> Iterator[None]:
+    """Point discord.py at other REST / gateway URLs for the duration of the block."""
+    gateway = yarl.URL(gateway_url)
+    if not gateway.path:
+        gateway = gateway.with_path("/")
+    saved = Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
+    Route.BASE = api_base_url.rstrip("/")
+    DiscordWebSocket.DEFAULT_GATEWAY = gateway
+    try:
+        yield
+    finally:
+        Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+class HermesDiscordBot(commands.Bot):
+    """commands.Bot with the chat cog; nothing the model writes can ping anyone."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: Pipeline,
+        *,
+        warmup: Warmup | None = None,
+        **options: Any,
+    ) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = True
+        options.setdefault("allowed_mentions", discord.AllowedMentions.none())
+        super().__init__(
+            command_prefix=commands.when_mentioned, intents=intents, help_command=None, **options
+        )
+        self.settings = settings
+        self.pipeline = pipeline
+        self._warmup = warmup
+        self.chat: ChatCog | None = None
+        self.tree.error(self._on_app_command_error)
+
+    async def setup_hook(self) -> None:
+        """Warm the backend (``warmup``, default: start the pipeline's backend), add the cog,
+        and sync slash commands only where configured (never on every start by default)."""
+        await (self._warmup or self.pipeline.backend.start)()
+        self.chat = ChatCog(self, self.pipeline, self.settings)
+        await self.add_cog(self.chat)
+        discord_settings = self.settings.discord
+        if discord_settings.dev_guild_id is not None:
+            await self.sync_commands(discord_settings.dev_guild_id)
+        if discord_settings.sync_commands_on_start:
+            await self.sync_commands(None)
+
+    async def sync_commands(self, guild_id: int | None) -> int:
+        """Register the slash commands globally, or instantly in one guild; returns the count."""
+        guild = discord.Object(guild_id) if guild_id is not None else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        synced = await self.tree.sync(guild=guild)
+        _log.info(
+            "synced %d slash commands %s",
+            len(synced),
+            f"to guild {guild_id}" if guild else "globally",
+        )
+        return len(synced)
+
+    async def on_ready(self) -> None:
+        _log.info("connected to Discord as %s in %d guilds", self.user, len(self.guilds))
+
+    async def on_command_error(self, context: commands.Context[Any], exception: Exception) -> None:  # type: ignore[override]
+        """Unknown or forbidden text commands are ordinary chat, not errors."""
+        if isinstance(
+            exception, commands.CommandNotFound | commands.CheckFailure | commands.UserInputError
+        ):
+            return
+        _log.error("text command failed", exc_info=exception)
+
+    async def _on_app_command_error(
+        self, interaction: discord.Interaction, error: discord.app_commands.AppCommandError
+    ) -> None:
+        if isinstance(error, discord.app_commands.CheckFailure):
+            return
+        _log.error(
+            "slash command %s failed",
+            interaction.command and interaction.command.name,
+            exc_info=error,
+        )
+
+    async def close(self) -> None:
+        """Leave a notice on in-flight answers, then disconnect."""
+        if self.chat is not None:
+            await self.chat.responder.cancel_all()
+        await super().close()
+
+
+async def run_discord(
+    settings: Settings, pipeline: Pipeline, *, warmup: Warmup | None = None, **options: Any
+) -> int:
+    """Run the bot until SIGTERM / SIGINT or a fatal error; returns the exit code (0 when clean)."""
+    token = settings.discord.token
+    if token is None or not token.get_secret_value().strip():
+        raise ConfigError(
+            "no Discord token",
+            user_message="No Discord token: set DISCORD_TOKEN or [discord] token in config.toml.",
+        )
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        with discord_endpoints(settings.discord.api_base_url, settings.discord.gateway_url):
+            bot = HermesDiscordBot(settings, pipeline, warmup=warmup, **options)
+            async with bot:
+                runner = asyncio.create_task(bot.start(token.get_secret_value()), name="discord")
+                stopper = asyncio.create_task(stop.wait(), name="discord-stop")
+                await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                stopper.cancel()
+                if stop.is_set():
+                    _log.info("signal received; closing the Discord client")
+                    await bot.close()
+                    # A start still warming the model up is not worth waiting for.
+                    await asyncio.wait({runner}, timeout=10)
+                    runner.cancel()
+                await _result(runner)
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+    return 0
+
+
+async def _result(runner: asyncio.Task[None]) -> None:
+    """Await the client task, turning fatal Discord errors into ConfigError."""
+    try:
+        await runner
+    except asyncio.CancelledError:
+        if not runner.cancelled():
+            raise
+    except discord.LoginFailure:
+        raise ConfigError(
+            "Discord rejected the token",
+            user_message="Discord rejected the token. Check DISCORD_TOKEN (Bot → Reset Token).",
+        ) from None
+    except discord.PrivilegedIntentsRequired:
+        raise ConfigError(
+            "message content intent not enabled",
+            user_message="Enable the Message Content intent (Developer Portal → Bot) and restart.",
+        ) from None

@@ -1,0 +1,243 @@
+"""Discord events and commands: mentions, DMs, configured channels and the slash commands."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from hermes_bot.adapters.discord.access import AccessPolicy, Origin, RateLimiter, cooldown_notice
+from hermes_bot.adapters.discord.embeds import JokeView, make_embed, status_embed
+from hermes_bot.adapters.discord.responder import Responder
+from hermes_bot.adapters.discord.streaming import NO_MENTIONS, ReplyWriter
+from hermes_bot.config import Settings
+from hermes_bot.pipeline import Pipeline
+
+_log = logging.getLogger(__name__)
+
+REFUSAL = "Sorry, I'm not enabled for you here. Ask a server admin if you think I should be."
+ANOTHER_JOKE = "Tell me another joke, a different one."
+_USER_MENTION = re.compile(r"<@!?(\d+)>")
+
+
+def conversation_key(guild_id: int | None, channel_id: int | None, user_id: int) -> str:
+    """One conversation per guild channel or thread; DMs per user."""
+    if guild_id is None or channel_id is None:
+        return f"discord:dm:{user_id}"
+    return f"discord:channel:{channel_id}"
+
+
+def _origin(
+    user: discord.abc.User, guild_id: int | None, channel: object, channel_id: int | None
+) -> Origin:
+    channel_ids = [channel_id] if channel_id is not None else []
+    parent_id = getattr(channel, "parent_id", None)
+    if parent_id is not None:
+        channel_ids.append(parent_id)
+    roles = tuple(role.id for role in getattr(user, "roles", []))
+    return Origin(user.id, guild_id, tuple(channel_ids), roles)
+
+
+class ChatCog(commands.Cog):
+    """Answers messages and slash commands through the pipeline."""
+
+    def __init__(self, bot: commands.Bot, pipeline: Pipeline, settings: Settings) -> None:
+        self.bot = bot
+        self.pipeline = pipeline
+        self.settings = settings.discord
+        self.policy = AccessPolicy(settings.discord)
+        self.limiter = RateLimiter(
+            settings.discord.rate_limit_messages, settings.discord.rate_limit_seconds
+        )
+        self.responder = Responder(pipeline)
+        self.started = time.monotonic()
+
+    async def cog_load(self) -> None:
+        """Handle "Another one" clicks on jokes whose view expired or predates a restart."""
+        self.bot.add_view(JokeView(self.another_joke, timeout=None))
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def _mentions_me(self, message: discord.Message) -> bool:
+        me = self.bot.user
+        return me is not None and any(user.id == me.id for user in message.mentions)
+
+    def _replied_to_me(self, message: discord.Message) -> discord.Message | None:
+        me = self.bot.user
+        resolved = message.reference.resolved if message.reference else None
+        if isinstance(resolved, discord.Message) and me is not None and resolved.author.id == me.id:
+            return resolved
+        return None
+
+    def _addressed(self, message: discord.Message) -> bool:
+        if message.guild is None or self._mentions_me(message) or self._replied_to_me(message):
+            return True
+        channel_ids = {message.channel.id, getattr(message.channel, "parent_id", None)}
+        in_respond_in = any(cid in self.settings.respond_in for cid in channel_ids)
+        return in_respond_in or not self.settings.require_mention
+
+    def _prompt_text(self, message: discord.Message) -> str:
+        """The message text with the bot's mention removed and other mentions as names."""
+        me_id = self.bot.user.id if self.bot.user else 0
+        names = {user.id: user.display_name for user in message.mentions}
+
+        def replace(match: re.Match[str]) -> str:
+            user_id = int(match.group(1))
+            return "" if user_id == me_id else f"@{names.get(user_id, 'someone')}"
+
+        return _USER_MENTION.sub(replace, message.content).strip()
+
+    def _message_key(self, message: discord.Message) -> str:
+        replied = self._replied_to_me(message)
+        known = self.responder.key_of(replied.id) if replied is not None else None
+        guild_id = message.guild.id if message.guild else None
+        return known or conversation_key(guild_id, message.channel.id, message.author.id)
+
+    async def _owner_command(self, message: discord.Message) -> bool:
+        ctx = await self.bot.get_context(message)
+        return ctx.valid and await self.bot.is_owner(message.author)
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        """Answer a mention, a DM, a reply to the bot, or any message in a respond_in channel."""
+        if message.author.bot or not self._addressed(message):
+            return
+        origin = _origin(
+            message.author,
+            message.guild.id if message.guild else None,
+            message.channel,
+            message.channel.id,
+        )
+        if not self.policy.allows(origin):
+            _log.debug("ignoring message %s: not allowed", message.id)
+            return
+        if await self._owner_command(message):
+            return
+        retry = self.limiter.hit(message.author.id)
+        reference = message.to_reference(fail_if_not_exists=False)
+        if retry is not None:
+            notice = cooldown_notice(retry, self.limiter.limit, self.limiter.window)
+            await message.channel.send(notice, reference=reference, allowed_mentions=NO_MENTIONS)
+            return
+        key = self._message_key(message)
+        writer = ReplyWriter(
+            partial(message.channel.send, reference=reference),
+            message.channel.send,
+            interval=self.settings.stream_edit_interval,
+            on_again=self.another_joke,
+        )
+        async with message.channel.typing():
+            await self.responder.answer(key, self._prompt_text(message), writer)
+
+    # -- interactions -----------------------------------------------------------------------
+
+    def _interaction_origin(self, interaction: discord.Interaction) -> Origin:
+        return _origin(
+            interaction.user, interaction.guild_id, interaction.channel, interaction.channel_id
+        )
+
+    def _interaction_key(self, interaction: discord.Interaction) -> str:
+        return conversation_key(interaction.guild_id, interaction.channel_id, interaction.user.id)
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
+        """Slash commands obey the allow lists; a refusal is polite and private."""
+        if self.policy.allows(self._interaction_origin(interaction)):
+            return True
+        await interaction.response.send_message(REFUSAL, ephemeral=True)
+        return False
+
+    async def _slash_turn(
+        self,
+        interaction: discord.Interaction,
+        text: str,
+        *,
+        forced_tool: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        retry = self.limiter.hit(interaction.user.id)
+        if retry is not None:
+            notice = cooldown_notice(retry, self.limiter.limit, self.limiter.window)
+            await interaction.response.send_message(notice, ephemeral=True)
+            return
+        await interaction.response.defer(thinking=True)
+        send = partial(interaction.followup.send, wait=True)
+        writer = ReplyWriter(
+            send, send, interval=self.settings.stream_edit_interval, on_again=self.another_joke
+        )
+        key = key or self._interaction_key(interaction)
+        await self.responder.answer(key, text, writer, forced_tool=forced_tool)
+
+    async def another_joke(self, interaction: discord.Interaction) -> None:
+        """The joke card's "Another one" button: a new joke in the same conversation."""
+        if not await self.interaction_check(interaction):
+            return
+        message = interaction.message
+        key = self.responder.key_of(message.id) if message is not None else None
+        await self._slash_turn(interaction, ANOTHER_JOKE, forced_tool="Joke", key=key)
+
+    @app_commands.command(name="joke", description="Tell me a joke")
+    async def joke(self, interaction: discord.Interaction) -> None:
+        await self._slash_turn(interaction, "Tell me a joke.", forced_tool="Joke")
+
+    @app_commands.command(name="song", description="Recommend a song")
+    @app_commands.describe(interest="What you're into: a mood, a genre, an artist…")
+    async def song(
+        self, interaction: discord.Interaction, interest: app_commands.Range[str, 1, 200]
+    ) -> None:
+        text = f"Recommend me a song. My interest: {interest}"
+        await self._slash_turn(interaction, text, forced_tool="SongRecommendation")
+
+    @app_commands.command(name="book", description="Recommend a book")
+    @app_commands.describe(interest="What you're into: a topic, a genre, an author…")
+    async def book(
+        self, interaction: discord.Interaction, interest: app_commands.Range[str, 1, 200]
+    ) -> None:
+        text = f"Recommend me a book. My interest: {interest}"
+        await self._slash_turn(interaction, text, forced_tool="BookRecommendation")
+
+    @app_commands.command(name="chat", description="Say something to the bot")
+    @app_commands.describe(prompt="Your message")
+    async def chat(
+        self, interaction: discord.Interaction, prompt: app_commands.Range[str, 1, 2000]
+    ) -> None:
+        await self._slash_turn(interaction, prompt)
+
+    @app_commands.command(name="reset", description="Forget this channel's conversation")
+    async def reset(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        self.pipeline.reset(self._interaction_key(interaction))
+        embed = make_embed("🧹 Conversation forgotten", "Let's start fresh.")
+        await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    @app_commands.command(name="status", description="Model, queue and speed")
+    async def status(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        history = self.pipeline.history_length(self._interaction_key(interaction))
+        uptime = time.monotonic() - self.started
+        embed = status_embed(self.pipeline.stats(), uptime, history)
+        await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    async def cog_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        if isinstance(error, app_commands.CheckFailure):
+            return
+        _log.error("slash command failed", exc_info=error)
+
+    # -- owner text command -----------------------------------------------------------------
+
+    @commands.command(name="sync")
+    @commands.is_owner()
+    async def sync(self, ctx: commands.Context[commands.Bot], scope: str = "global") -> None:
+        """Owner only: `@bot sync` (global) or `@bot sync here` (this server, instantly)."""
+        sync: Callable[..., Awaitable[int]] = self.bot.sync_commands  # type: ignore[attr-defined]
+        guild_id = ctx.guild.id if scope == "here" and ctx.guild else None
+        count = await sync(guild_id)
+        where = "to this server" if guild_id else "globally"
+        await ctx.reply(f"Synced {count} slash commands {where}.", allowed_mentions=NO_MENTIONS)

@@ -1,0 +1,161 @@
+"""Writes one reply into Discord: throttled streaming edits, then the final text or embeds.
+
+While the model writes, the visible text (the pipeline already holds back call
+markup) is shown with a "still writing" mark, edited at most once per interval.
+Past 2000 characters the text continues in follow-up messages. The final
+render removes the mark, or swaps the text for the tool embeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+
+from hermes_bot.adapters.discord.embeds import AgainHandler, JokeView, tool_embed
+from hermes_bot.adapters.discord.text import MESSAGE_LIMIT, split_text
+from hermes_bot.pipeline import ErrorReply, Reply, TextReply, ToolReply
+from hermes_bot.tools import Joke
+
+_log = logging.getLogger(__name__)
+
+MARK = " ▌"
+NO_MENTIONS = discord.AllowedMentions.none()
+
+Send = Callable[..., Awaitable[discord.Message]]
+
+
+@dataclass
+class Part:
+    """One message of a reply as it should look."""
+
+    content: str | None = None
+    embed: discord.Embed | None = None
+    view: discord.ui.View | None = None
+
+
+class ReplyWriter:
+    """Renders one reply into a sequence of messages (sent with ``send_first``, then ``send``)."""
+
+    def __init__(
+        self,
+        send_first: Send,
+        send: Send,
+        *,
+        interval: float,
+        on_again: AgainHandler | None = None,
+    ) -> None:
+        self._send_first = send_first
+        self._send = send
+        self._interval = interval
+        self._on_again = on_again
+        self.messages: list[discord.Message] = []
+        self._shown: list[tuple[Any, ...]] = []
+        self._latest = ""
+        self._dirty = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def on_text(self, visible: str) -> None:
+        """The pipeline's streaming callback: remember the text; the flusher shows it."""
+        self._latest = visible
+        if self._stop.is_set():
+            return
+        self._dirty.set()
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_loop(), name="discord-stream")
+
+    async def _flush_loop(self) -> None:
+        while not self._stop.is_set():
+            await self._dirty.wait()
+            if self._stop.is_set():
+                return
+            self._dirty.clear()
+            text = self._latest
+            if text.strip():
+                parts = [Part(chunk) for chunk in split_text(text, MESSAGE_LIMIT - len(MARK))]
+                parts[-1].content = f"{parts[-1].content}{MARK}"
+                try:
+                    await self._render(parts, trim=False)
+                except discord.HTTPException as error:
+                    _log.warning("streaming edit failed: %s", error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._interval)
+
+    async def _stop_streaming(self) -> None:
+        self._stop.set()
+        self._dirty.set()
+        if self._flusher is not None:
+            await self._flusher
+
+    async def finish(self, reply: Reply) -> list[discord.Message]:
+        """Show the final reply; returns the messages it occupies."""
+        await self._stop_streaming()
+        await self._render(self._parts(reply), trim=True)
+        return list(self.messages)
+
+    async def abort(self, notice: str) -> None:
+        """Stop streaming and leave ``notice`` after whatever was shown."""
+        await self._stop_streaming()
+        text = f"{self._latest.strip()}\n\n*{notice}*" if self._latest.strip() else notice
+        await self._render([Part(chunk) for chunk in split_text(text)], trim=True)
+
+    def _parts(self, reply: Reply) -> list[Part]:
+        match reply:
+            case TextReply(text=text):
+                parts = [Part(chunk) for chunk in split_text(text)]
+                return parts or [Part("…")]
+            case ToolReply(tools=tools, text=text):
+                parts = [Part(chunk) for chunk in split_text(text)]
+                for tool in tools:
+                    view = (
+                        JokeView(self._on_again)
+                        if isinstance(tool, Joke) and self._on_again
+                        else None
+                    )
+                    if parts and parts[-1].embed is None and parts[-1].view is None:
+                        parts[-1].embed, parts[-1].view = tool_embed(tool), view
+                    else:
+                        parts.append(Part(None, tool_embed(tool), view))
+                return parts
+            case ErrorReply(message=message):
+                return [Part(chunk) for chunk in split_text(f"⚠️ {message}")]
+        raise TypeError(f"unknown reply {reply!r}")
+
+    async def _render(self, parts: list[Part], *, trim: bool) -> None:
+        """Make the messages look like ``parts``: edit what changed, send what is missing."""
+        async with self._lock:
+            for index, part in enumerate(parts):
+                key = (part.content, part.embed.to_dict() if part.embed else None, id(part.view))
+                if index < len(self.messages):
+                    if self._shown[index] == key:
+                        continue
+                    await self.messages[index].edit(
+                        content=part.content,
+                        embed=part.embed,
+                        view=part.view,
+                        allowed_mentions=NO_MENTIONS,
+                    )
+                    self._shown[index] = key
+                else:
+                    send = self._send_first if not self.messages else self._send
+                    options: dict[str, Any] = {"allowed_mentions": NO_MENTIONS}
+                    for name in ("content", "embed", "view"):
+                        if getattr(part, name) is not None:
+                            options[name] = getattr(part, name)
+                    self.messages.append(await send(**options))
+                    self._shown.append(key)
+            if trim:
+                while len(self.messages) > len(parts):
+                    message = self.messages.pop()
+                    self._shown.pop()
+                    try:
+                        await message.delete()
+                    except discord.HTTPException as error:
+                        _log.warning("could not delete a surplus message: %s", error)

@@ -1,0 +1,86 @@
+"""Fixtures: a running fake Discord, and the real bot (ScriptedBackend pipeline) logged into it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from hermes_bot.adapters.discord import HermesDiscordBot, discord_endpoints
+from hermes_bot.config import ChatSettings, DiscordSettings, Settings
+from hermes_bot.pipeline import Pipeline
+from tests.adapters.discord.fake_discord import TOKEN, FakeDiscord
+from tests.fakes import ScriptedBackend
+
+
+@dataclass
+class Running:
+    """A connected bot and what it talks to."""
+
+    bot: HermesDiscordBot
+    backend: Any
+    pipeline: Pipeline
+    settings: Settings
+
+
+StartBot = Callable[..., Awaitable[Running]]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    server = await FakeDiscord().start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+async def start_bot(fake: FakeDiscord) -> AsyncIterator[StartBot]:
+    """``await start_bot(completions, **discord_settings)`` → a bot connected to ``fake``."""
+    started: list[tuple[HermesDiscordBot, asyncio.Task[None]]] = []
+
+    async def start(
+        completions: Iterable[str] | Callable[..., str] = (),
+        *,
+        delay: float = 0.0,
+        chunk: int = 7,
+        chat: dict[str, Any] | None = None,
+        settings: Settings | None = None,
+        backend: Any = None,
+        **discord_settings: Any,
+    ) -> Running:
+        discord_settings.setdefault("stream_edit_interval", 0.2)
+        settings = settings or Settings()
+        settings = settings.model_copy(
+            update={
+                "discord": DiscordSettings(
+                    token=TOKEN,
+                    api_base_url=fake.api_base_url,
+                    gateway_url=fake.gateway_url,
+                    **discord_settings,
+                )
+            }
+        )
+        if chat:
+            settings = settings.model_copy(update={"chat": ChatSettings(**chat)})
+        backend = backend or ScriptedBackend(completions, delay=delay, chunk=chunk)
+        pipeline = Pipeline(backend, settings)
+        bot = HermesDiscordBot(settings, pipeline, warmup=backend.start, guild_ready_timeout=0.01)
+        await bot.login(TOKEN)
+        task = asyncio.create_task(bot.connect())
+        started.append((bot, task))
+        async with asyncio.timeout(10):
+            await bot.wait_until_ready()
+        return Running(bot, backend, pipeline, settings)
+
+    with discord_endpoints(fake.api_base_url, fake.gateway_url):
+        try:
+            yield start
+        finally:
+            for bot, task in started:
+                await bot.close()
+                await asyncio.wait_for(task, 10)

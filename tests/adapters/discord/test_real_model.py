@@ -1,0 +1,88 @@
+"""The whole stack once: the tiny random-weight model behind the real Discord client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import torch
+
+from hermes_bot.config import GenerationSettings, ModelSettings, Settings
+from hermes_bot.inference.transformers_backend import TransformersBackend
+from tests.adapters.discord.fake_discord import GENERAL_ID, TOKEN
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[3]
+
+
+async def test_a_mention_gets_a_reply_from_the_tiny_real_model(
+    fake, start_bot, tiny_model_dir: Path
+):
+    settings = Settings(
+        model=ModelSettings(
+            id=str(tiny_model_dir),
+            device="cpu",
+            device_map=None,
+            dtype="float32",
+            context_window=2048,
+        ),
+        generation=GenerationSettings(max_new_tokens=8, do_sample=False),
+    )
+    backend = TransformersBackend.from_settings(settings)
+    try:
+        run = await start_bot(settings=settings, backend=backend)
+        assert run.pipeline.stats().device != "not loaded"
+        await fake.send_message("hello, tiny model")
+        [reply] = await fake.wait_for(
+            lambda: (m := fake.bot_messages(GENERAL_ID)) and "▌" not in m[0]["content"] and m,
+            timeout=60,
+        )
+        assert reply["content"].strip() or reply["embeds"]
+        assert reply["message_reference"]["channel_id"] == str(GENERAL_ID)
+        assert backend.stats().completed >= 1
+    finally:
+        await backend.close()
+
+
+async def test_bot_py_serves_discord_with_the_tiny_model_and_exits_0_on_sigterm(
+    fake, tiny_model_dir: Path, tmp_path: Path
+):
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[model]\nid = "{tiny_model_dir}"\ndevice = "cpu"\ndtype = "float32"\n'
+        "context_window = 2048\n[generation]\nmax_new_tokens = 4\ndo_sample = false\n",
+        encoding="utf-8",
+    )
+    env = {
+        **os.environ,
+        "DISCORD_TOKEN": TOKEN,
+        "HERMES_BOT_DISCORD__API_BASE_URL": fake.api_base_url,
+        "HERMES_BOT_DISCORD__GATEWAY_URL": fake.gateway_url,
+        "OMP_NUM_THREADS": "1",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "bot.py",
+        "--config",
+        str(config),
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await fake.wait_for(lambda: fake.ready.is_set(), timeout=90)
+        await fake.send_message("hello from bot.py")
+        await fake.wait_for(
+            lambda: (m := fake.bot_messages(GENERAL_ID)) and "▌" not in m[0]["content"], timeout=60
+        )
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert TOKEN not in stderr.decode()
