@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     except HermesBotError as error:
         _log.debug("fatal error", exc_info=True)
         print(f"hermes-bot: {error}", file=sys.stderr)
+        if error.user_message != error.default_user_message:
+            print(f"hermes-bot: {error.user_message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0

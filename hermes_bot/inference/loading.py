@@ -64,8 +64,8 @@ def _quantization_config(settings: ModelSettings, device: str, dtype: Any) -> An
         return None
     if device != "cuda":
         raise ModelLoadError(
-            f"model.quantization = '{settings.quantization}' needs a CUDA GPU (device is {device}); "
-            "set model.quantization = 'none'"
+            f"model.quantization = '{settings.quantization}' needs a CUDA GPU "
+            f"(device is {device}); set model.quantization = 'none'"
         )
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ModelLoadError(

@@ -23,7 +23,7 @@ class RowParams:
     @classmethod
     def build(cls, params: Sequence[GenerationParams], device: torch.device) -> RowParams:
         """Tensors for ``params``, one entry per row."""
-        greedy = [not p.do_sample or p.temperature <= 0.0 for p in params]
+        greedy = [cls.is_greedy(p) for p in params]
         return cls(
             greedy=torch.tensor(greedy, dtype=torch.bool, device=device),
             temperature=torch.tensor(
@@ -33,6 +33,11 @@ class RowParams:
             top_p=torch.tensor([[p.top_p] for p in params], dtype=torch.float32, device=device),
             penalty=[p.repetition_penalty for p in params],
         )
+
+    @staticmethod
+    def is_greedy(params: GenerationParams) -> bool:
+        """True when ``params`` pick the most likely token (no sampling)."""
+        return not params.do_sample or params.temperature <= 0.0
 
     @property
     def all_greedy(self) -> bool:
