@@ -1,0 +1,91 @@
+"""Executor metrics: throughput over a sliding window, time to first token, latency percentiles."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of ``values`` (0 when empty)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
+    return ordered[index]
+
+
+@dataclass
+class Snapshot:
+    """Numbers at one moment (milliseconds for times)."""
+
+    tokens_per_second: float
+    time_to_first_token_ms: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    completed: int
+    failed: int
+    rejected: int
+    generated_tokens: int
+
+
+class Metrics:
+    """Counters the worker updates and /status reads (thread-safe)."""
+
+    def __init__(self, window_seconds: float = 30.0, history: int = 1000) -> None:
+        self._lock = threading.Lock()
+        self._window = window_seconds
+        self._steps: deque[tuple[float, int]] = deque()
+        self._latencies: deque[float] = deque(maxlen=history)
+        self._ttfts: deque[float] = deque(maxlen=history)
+        self.completed = self.failed = self.rejected = self.generated_tokens = 0
+
+    def tokens(self, count: int) -> None:
+        """``count`` tokens were generated just now."""
+        now = time.monotonic()
+        with self._lock:
+            self.generated_tokens += count
+            self._steps.append((now, count))
+            while self._steps and now - self._steps[0][0] > self._window:
+                self._steps.popleft()
+
+    def first_token(self, seconds: float) -> None:
+        """A request got its first token ``seconds`` after it was submitted."""
+        with self._lock:
+            self._ttfts.append(seconds)
+
+    def finished(self, seconds: float | None) -> None:
+        """A request completed after ``seconds`` (None: it failed)."""
+        with self._lock:
+            if seconds is None:
+                self.failed += 1
+            else:
+                self.completed += 1
+                self._latencies.append(seconds)
+
+    def reject(self) -> None:
+        """A request was turned away (queue full)."""
+        with self._lock:
+            self.rejected += 1
+
+    def snapshot(self) -> Snapshot:
+        """The current numbers."""
+        now = time.monotonic()
+        with self._lock:
+            steps = [(t, n) for t, n in self._steps if now - t <= self._window]
+            span = (now - steps[0][0]) if len(steps) > 1 else 0.0
+            rate = sum(n for _, n in steps) / span if span > 0 else 0.0
+            latencies = list(self._latencies)
+            ttfts = list(self._ttfts)
+            return Snapshot(
+                tokens_per_second=rate,
+                time_to_first_token_ms=1000 * sum(ttfts) / len(ttfts) if ttfts else 0.0,
+                latency_p50_ms=1000 * percentile(latencies, 0.5),
+                latency_p95_ms=1000 * percentile(latencies, 0.95),
+                completed=self.completed,
+                failed=self.failed,
+                rejected=self.rejected,
+                generated_tokens=self.generated_tokens,
+            )

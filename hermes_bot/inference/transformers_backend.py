@@ -1,0 +1,216 @@
+"""The in-process backend: a transformers model served by one worker thread (DESIGN.md section 5).
+
+The asyncio side only tokenizes, checks the prompt fits, queues a job and awaits
+what the worker thread delivers; the event loop never waits on torch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from hermes_bot.config import ExecutorSettings, ModelSettings, Settings
+from hermes_bot.errors import GenerationError, PromptTooLong
+from hermes_bot.inference.base import (
+    BackendStats,
+    GenerationParams,
+    GenerationRequest,
+    GenerationResult,
+)
+from hermes_bot.inference.executor import Worker
+from hermes_bot.inference.jobs import Job
+from hermes_bot.inference.metrics import Metrics
+
+_log = logging.getLogger(__name__)
+
+GrammarFactory = Callable[[Any], Any]
+
+
+class TransformersBackend:
+    """OpenHermes (or any causal LM) loaded with from_pretrained, batched continuously."""
+
+    def __init__(
+        self,
+        model: ModelSettings,
+        executor: ExecutorSettings,
+        defaults: GenerationParams,
+        grammar_factory: GrammarFactory | None = None,
+    ) -> None:
+        self._model_settings = model
+        self._executor_settings = executor
+        self._defaults = defaults
+        self._grammar_factory = grammar_factory
+        self._metrics = Metrics()
+        self._worker: Worker | None = None
+        self._tokenizer: Any = None
+        self._device = "not loaded"
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, grammar_factory: GrammarFactory | None = None
+    ) -> TransformersBackend:
+        """A backend configured by ``settings`` (model, executor and generation sections)."""
+        return cls(settings.model, settings.executor, settings.generation.params(), grammar_factory)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def context_window(self) -> int:
+        """Tokens the model attends to, prompt and completion together."""
+        return self._model_settings.context_window
+
+    @property
+    def tokenizer(self) -> Any:
+        """The loaded tokenizer (after start())."""
+        if self._tokenizer is None:
+            raise GenerationError("the model has not been started")
+        return self._tokenizer
+
+    @property
+    def model(self) -> Any:
+        """The loaded torch model (benchmarks and tests look at it); None when not loaded."""
+        worker = self._worker
+        return worker.loaded.model if worker is not None and worker.loaded is not None else None
+
+    async def start(self) -> None:
+        """Load the model in the worker thread; ModelLoadError when it cannot be loaded."""
+        async with self._lock:
+            if self._worker is not None:
+                return
+            worker = Worker(
+                self._model_settings, self._executor_settings, self._metrics, self._grammar_factory
+            )
+            loaded = await asyncio.wrap_future(worker.start())
+            # The worker thread decodes with its own tokenizer: a fast tokenizer shared
+            # between threads can fail with "Already borrowed".
+            self._tokenizer = self._tokenizer or copy.deepcopy(loaded.tokenizer)
+            self._worker = worker
+            self._device = str(loaded.device)
+
+    async def close(self) -> None:
+        """Stop serving; requests in flight fail with ``cancelled: shutting down``."""
+        await self._stop("shutting down")
+
+    async def unload(self) -> None:
+        """Free the model's memory (requests in flight fail with ``cancelled: model unloaded``)."""
+        await self._stop("model unloaded")
+
+    async def reload(self) -> None:
+        """Unload, then load the model again."""
+        await self.unload()
+        await self.start()
+
+    async def _stop(self, reason: str) -> None:
+        async with self._lock:
+            worker, self._worker = self._worker, None
+            if worker is None:
+                return
+            worker.stop(reason)
+            await asyncio.to_thread(worker.join)
+            self._device = "not loaded"
+            _log.info("inference worker stopped (%s)", reason)
+
+    # -- requests ------------------------------------------------------------------------
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes in a prompt (special-token strings count as text)."""
+        return len(
+            self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+        )
+
+    def _params(self, request: GenerationRequest) -> GenerationParams:
+        # A request that did not set its own parameters gets the configured defaults.
+        return self._defaults if request.params == GenerationParams() else request.params
+
+    def _submit(self, request: GenerationRequest, stream: bool) -> tuple[Job, asyncio.Queue]:
+        worker = self._worker
+        if worker is None:
+            raise GenerationError(
+                "the model is not loaded",
+                user_message="The model is not running right now. Please try again later.",
+            )
+        params = self._params(request)
+        ids = self.tokenizer(request.prompt, add_special_tokens=True)["input_ids"]
+        room = self.context_window - params.max_new_tokens
+        if len(ids) > room:
+            raise PromptTooLong(
+                f"prompt has {len(ids)} tokens but only {max(room, 0)} fit: context window "
+                f"{self.context_window} minus max_new_tokens {params.max_new_tokens}"
+            )
+        events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        timeout = request.timeout or self._executor_settings.request_timeout
+        job = Job(
+            prompt_ids=list(ids),
+            params=params,
+            loop=asyncio.get_running_loop(),
+            events=events,
+            deadline=time.monotonic() + timeout,
+            stream=stream,
+            constraint=request.constraint,
+        )
+        worker.submit(job)
+        return job, events
+
+    async def _next(self, job: Job, events: asyncio.Queue) -> tuple[str, Any]:
+        remaining = job.deadline - time.monotonic()
+        try:
+            kind, payload = await asyncio.wait_for(events.get(), max(remaining, 0))
+        except TimeoutError:
+            raise GenerationError(
+                f"generation timed out after {job.deadline - job.submitted:g}s",
+                user_message="That took too long. Please try again.",
+            ) from None
+        if kind == "error":
+            raise payload
+        return kind, payload
+
+    def _release(self, job: Job) -> None:
+        if not job.done and self._worker is not None:
+            self._worker.cancel(job)
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        """The whole completion; raises Busy, PromptTooLong or GenerationError."""
+        job, events = self._submit(request, stream=False)
+        try:
+            while True:
+                kind, payload = await self._next(job, events)
+                if kind == "done":
+                    return payload
+        finally:
+            self._release(job)
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
+        """Text deltas as they are decoded; they join to the full completion text."""
+        job, events = self._submit(request, stream=True)
+        try:
+            while True:
+                kind, payload = await self._next(job, events)
+                if kind == "done":
+                    return
+                yield payload
+        finally:
+            self._release(job)
+
+    def stats(self) -> BackendStats:
+        """Queue depth, running batch size, throughput and latency numbers."""
+        waiting, running = self._worker.depth() if self._worker else (0, 0)
+        snap = self._metrics.snapshot()
+        return BackendStats(
+            model=self._model_settings.id,
+            device=self._device,
+            queue_depth=waiting,
+            running=running,
+            tokens_per_second=snap.tokens_per_second,
+            time_to_first_token_ms=snap.time_to_first_token_ms,
+            latency_p50_ms=snap.latency_p50_ms,
+            latency_p95_ms=snap.latency_p95_ms,
+            completed=snap.completed,
+            failed=snap.failed,
+            rejected=snap.rejected,
+            generated_tokens=snap.generated_tokens,
+        )
