@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 ConstraintMode = Literal["off", "auto", "forced"]
@@ -45,10 +45,13 @@ class Constraint:
 
 @dataclass
 class GenerationRequest:
-    """One prompt to complete. ``prompt`` is the fully rendered ChatML text."""
+    """One prompt to complete. ``prompt`` is the fully rendered ChatML text.
+
+    ``params`` None means the backend's configured defaults.
+    """
 
     prompt: str
-    params: GenerationParams = field(default_factory=GenerationParams)
+    params: GenerationParams | None = None
     constraint: Constraint | None = None
     timeout: float | None = None
 

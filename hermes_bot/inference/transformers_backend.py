@@ -125,7 +125,7 @@ class TransformersBackend:
 
     def _params(self, request: GenerationRequest) -> GenerationParams:
         # A request that did not set its own parameters gets the configured defaults.
-        return self._defaults if request.params == GenerationParams() else request.params
+        return request.params or self._defaults
 
     def _submit(self, request: GenerationRequest, stream: bool) -> tuple[Job, asyncio.Queue]:
         worker = self._worker
