@@ -43,6 +43,8 @@ _CONTROL = re.compile(
 )
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _PLAIN_TEXT_NOTE = "Answer the user's last message in plain text, without calling any function."
+# A forced call must not be cut off mid-string: give it room for the longest valid call.
+FORCED_CALL_MIN_TOKENS = 1024
 _GIVE_UP = "I couldn't come up with a proper answer to that. Please rephrase and try again."
 
 
@@ -201,11 +203,16 @@ class Pipeline:
         constraint: Constraint | None,
         on_text: OnText | None,
     ) -> _Attempt:
-        budget = self.backend.context_window - self._params.max_new_tokens
+        params = self._params
+        if constraint is not None and constraint.mode == "forced":
+            params = params.with_overrides(
+                max_new_tokens=max(params.max_new_tokens, FORCED_CALL_MIN_TOKENS)
+            )
+        budget = self.backend.context_window - params.max_new_tokens
         prompt = build_prompt(
             self._system, history, turn, count_tokens=self.backend.count_tokens, budget=budget
         )
-        request = GenerationRequest(prompt, self._params, constraint)
+        request = GenerationRequest(prompt, params, constraint)
         if on_text is None:
             completion = (await self.backend.generate(request)).text
         else:

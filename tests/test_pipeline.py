@@ -168,6 +168,7 @@ async def test_forced_tool_asks_for_a_forced_constraint() -> None:
     assert isinstance(reply, ToolReply)
     constraint = backend.requests[0].constraint
     assert constraint is not None and constraint.mode == "forced" and constraint.tools == ("Joke",)
+    assert backend.requests[0].params.max_new_tokens >= 1024  # room for the longest valid call
 
 
 async def test_streaming_never_shows_call_markup() -> None:

@@ -24,6 +24,7 @@ from hermes_bot.inference.base import (
 from hermes_bot.inference.executor import Worker
 from hermes_bot.inference.jobs import Job
 from hermes_bot.inference.metrics import Metrics
+from hermes_bot.prompts import resolve_dialect
 
 _log = logging.getLogger(__name__)
 
@@ -54,7 +55,12 @@ class TransformersBackend:
     def from_settings(
         cls, settings: Settings, grammar_factory: GrammarFactory | None = None
     ) -> TransformersBackend:
-        """A backend configured by ``settings`` (model, executor and generation sections)."""
+        """A backend configured by ``settings``, with constrained decoding in its dialect."""
+        if grammar_factory is None:
+            from hermes_bot.inference.grammar import compiler_factory
+
+            dialect = resolve_dialect(settings.model.dialect, settings.model.id)
+            grammar_factory = compiler_factory(dialect)
         return cls(settings.model, settings.executor, settings.generation.params(), grammar_factory)
 
     # -- lifecycle -----------------------------------------------------------------------
