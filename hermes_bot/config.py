@@ -33,8 +33,6 @@ class ModelSettings(Section):
     quantization: Literal["none", "4bit", "8bit"] = "none"
     context_window: int = Field(4096, ge=256)
     dialect: Literal["auto", "functioncall", "tool_call"] = "auto"
-    static_cache: bool = False
-    compile: bool = False
 
 
 class GenerationSettings(Section):

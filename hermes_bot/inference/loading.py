@@ -117,12 +117,6 @@ def _token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int | None:
 def load(settings: ModelSettings) -> LoadedModel:
     """Load tokenizer and model the way the seed did; every failure becomes ModelLoadError."""
     device = resolve_device(settings)
-    if settings.static_cache or settings.compile:
-        # The batch changes shape every step (rows join and leave), which neither fits.
-        _log.warning(
-            "model.static_cache and model.compile are not used by the continuous-batching "
-            "executor; ignoring them"
-        )
     dtype = _dtype(settings, device)
     quantization = _quantization_config(settings, device, dtype)
     kwargs: dict[str, Any] = {"dtype": dtype}

@@ -47,6 +47,36 @@ async def test_a_mention_gets_a_reply_from_the_tiny_real_model(
         await backend.close()
 
 
+async def test_slash_commands_give_valid_embeds_even_from_the_random_model(
+    fake, start_bot, tiny_model_dir: Path
+):
+    settings = Settings(
+        model=ModelSettings(id=str(tiny_model_dir), device="cpu", dtype="float32"),
+        generation=GenerationSettings(temperature=1.0),
+        chat={"corrective_retries": 0},
+    )
+    backend = TransformersBackend.from_settings(settings)
+    try:
+        await start_bot(settings=settings, backend=backend)
+        for command, options, title in [
+            ("joke", None, "Here's a joke"),
+            ("song", {"interest": "rainy days"}, "A song for you"),
+            ("book", {"interest": "sea stories"}, "A book for you"),
+        ]:
+            interaction = await fake.slash(command, options)
+            _, followup = await fake.wait_for(
+                lambda i=interaction: (c := fake.interaction_calls(i)) and len(c) >= 2 and c,
+                timeout=120,
+            )
+            [embed] = followup.json["embeds"]
+            assert title in embed["title"]
+            assert embed["description"].strip()
+            assert "functioncall" not in str(followup.json)
+        assert backend.stats().completed == 3  # one constrained generation each, no retries
+    finally:
+        await backend.close()
+
+
 async def test_bot_py_serves_discord_with_the_tiny_model_and_exits_0_on_sigterm(
     fake, tiny_model_dir: Path, tmp_path: Path
 ):
