@@ -27,6 +27,9 @@ from hermes_bot.inference.scheduler import BatchRunner
 
 _log = logging.getLogger(__name__)
 
+# At most one metrics line in the log per this many seconds, written when the queue drains.
+SUMMARY_INTERVAL = 60.0
+
 
 class Worker:
     """Loads the model in its own thread and serves jobs until stopped."""
@@ -49,6 +52,7 @@ class Worker:
         self._outbox = Outbox()
         self._runner: BatchRunner | None = None
         self._thread: threading.Thread | None = None
+        self._last_summary = 0.0
 
     @property
     def loaded(self) -> LoadedModel | None:
@@ -160,7 +164,26 @@ class Worker:
             runner.step(new)
         finally:
             self._outbox.flush()
+        self._log_summary_when_idle(runner)
         return True
+
+    def _log_summary_when_idle(self, runner: BatchRunner) -> None:
+        now = time.monotonic()
+        if runner.rows or self._inbox or now - self._last_summary < SUMMARY_INTERVAL:
+            return
+        self._last_summary = now
+        numbers = self._metrics.snapshot()
+        _log.info(
+            "inference: %.1f tokens/s, ttft %.0f ms, latency p50 %.0f ms p95 %.0f ms; "
+            "%d completed, %d failed, %d turned away",
+            numbers.tokens_per_second,
+            numbers.time_to_first_token_ms,
+            numbers.latency_p50_ms,
+            numbers.latency_p95_ms,
+            numbers.completed,
+            numbers.failed,
+            numbers.rejected,
+        )
 
     def _wait_for_work(self, runner: BatchRunner) -> list[Job] | None:
         """Jobs to admit now ([] to just keep decoding); None to stop."""

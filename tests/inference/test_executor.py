@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -183,3 +184,15 @@ async def test_timeout_fails_the_request_and_frees_the_slot(make_backend) -> Non
         GenerationRequest(PROMPTS[0], GenerationParams(max_new_tokens=2), timeout=30)
     )
     assert result.completion_tokens == 2
+
+
+async def test_metrics_reach_stats_and_the_log(make_backend, caplog) -> None:
+    caplog.set_level("INFO", logger="hermes_bot.inference.executor")
+    backend = await make_backend()
+    params = GenerationParams(max_new_tokens=5, do_sample=False)
+    await asyncio.gather(*(backend.generate(GenerationRequest(p, params)) for p in PROMPTS))
+    stats = backend.stats()
+    assert stats.completed == len(PROMPTS) and stats.generated_tokens > 0
+    assert stats.latency_p95_ms >= stats.latency_p50_ms > 0
+    await wait_until(lambda: "tokens/s" in caplog.text)
+    assert re.search(r"[1-4] completed, 0 failed, 0 turned away", caplog.text)
