@@ -50,28 +50,27 @@ class Joke(Tool):
         return _not_empty(value, "setup")
 
 
-class SongRecommendation(Tool):
+class _Recommendation(Tool):
+    """A recommendation for the user's interest (fields shared by songs and books)."""
+
+    interest: str = Field(description="User's interest", max_length=SHORT_TEXT)
+
+    @field_validator("interest")
+    @classmethod
+    def _interest_not_empty(cls, value: str) -> str:
+        return _not_empty(value, "interest")
+
+
+class SongRecommendation(_Recommendation):
     """Recommend a song that matches the user's interest."""
 
-    interest: str = Field(description="User's interest", max_length=SHORT_TEXT)
     recommended_song: str = Field(description="Recommended song", max_length=SHORT_TEXT)
 
-    @field_validator("interest")
-    @classmethod
-    def _interest_not_empty(cls, value: str) -> str:
-        return _not_empty(value, "interest")
 
-
-class BookRecommendation(Tool):
+class BookRecommendation(_Recommendation):
     """Recommend a book that matches the user's interest."""
 
-    interest: str = Field(description="User's interest", max_length=SHORT_TEXT)
     recommended_book: str = Field(description="Recommended book", max_length=SHORT_TEXT)
-
-    @field_validator("interest")
-    @classmethod
-    def _interest_not_empty(cls, value: str) -> str:
-        return _not_empty(value, "interest")
 
 
 TOOLS: dict[str, type[Tool]] = {
