@@ -64,7 +64,18 @@ def select_tokens(logits: torch.Tensor, rows: RowParams) -> torch.Tensor:
     if rows.all_greedy:
         return greedy_choice
     scaled = logits / rows.temperature
-    ordered, order = scaled.sort(dim=-1, descending=True)
+    top_k, top_p = rows.top_k.squeeze(-1), rows.top_p.squeeze(-1)
+    if bool((((top_k == 0) & (top_p >= 1.0)) | rows.greedy).all()):
+        # No row filters its candidates: sample from the whole distribution.
+        sampled = torch.multinomial(scaled.softmax(dim=-1), num_samples=1).squeeze(-1)
+        return torch.where(rows.greedy, greedy_choice, sampled)
+    limited = (top_k > 0) | rows.greedy
+    widest = int(rows.top_k.max())
+    if bool(limited.all()) and 0 < widest < scaled.shape[-1]:
+        # Every sampling row keeps at most ``widest`` tokens: rank only those.
+        ordered, order = scaled.topk(widest, dim=-1)
+    else:
+        ordered, order = scaled.sort(dim=-1, descending=True)
     rank = torch.arange(ordered.shape[-1], device=logits.device).unsqueeze(0)
     drop = (rows.top_k > 0) & (rank >= rows.top_k)
     probs = ordered.masked_fill(drop, float("-inf")).softmax(dim=-1)

@@ -35,6 +35,33 @@ def test_top_k_limits_sampling_to_the_k_best() -> None:
     assert seen == [set(best[0].tolist()), set(best[1].tolist())]
 
 
+def test_unfiltered_rows_sample_the_whole_distribution() -> None:
+    torch.manual_seed(0)
+    logits = torch.zeros(2, 10)
+    rows = RowParams.build([GenerationParams(top_k=0, top_p=1.0, temperature=1.0)] * 2, "cpu")
+    seen = [set(), set()]
+    for _ in range(300):
+        for row, token in enumerate(select_tokens(logits, rows).tolist()):
+            seen[row].add(token)
+    assert seen == [set(range(10)), set(range(10))]
+
+
+def test_top_p_keeps_the_smallest_set_holding_the_mass() -> None:
+    torch.manual_seed(0)
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    logits = probs.log().repeat(2, 1)
+    params = [
+        GenerationParams(top_k=0, top_p=0.7, temperature=1.0),
+        GenerationParams(top_k=3, top_p=1.0, temperature=1.0),
+    ]
+    rows = RowParams.build(params, "cpu")
+    seen = [set(), set()]
+    for _ in range(300):
+        for row, token in enumerate(select_tokens(logits, rows).tolist()):
+            seen[row].add(token)
+    assert seen == [{0, 1}, {0, 1, 2}]
+
+
 def test_repetition_penalty_only_touches_seen_tokens_of_its_row() -> None:
     logits = torch.tensor([[2.0, -2.0, 1.0], [2.0, -2.0, 1.0]])
     apply_repetition_penalty(logits, [2.0, 1.0], [[0, 1], [0, 1]])
