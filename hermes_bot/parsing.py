@@ -243,6 +243,12 @@ def _read_block(
             decoded = [decode_payload(payload[start:end]) for start, end in spans]
             error = next((problem for _, problem in decoded if problem), None)
             values = [item for item, _ in decoded]
+        elif unclosed and not strict:
+            # The model often forgets the last brace(s) before the closing tag.
+            closers = "".join("}" if payload[pos] == "{" else "]" for pos in reversed(unclosed))
+            repaired, _ = decode_payload(payload + closers)
+            if repaired is not None:
+                error, values = None, [repaired]
         if error is not None:
             if strict and not report:
                 return None

@@ -270,6 +270,18 @@ CALLS = [
         "",
         id="im_end-closes-unclosed-call",
     ),
+    pytest.param(
+        '<functioncall>{"name": "Joke", "arguments": {"setup": "Q?", "answer": "A."}</functioncall>',
+        [joke(setup="Q?", answer="A.")],
+        "",
+        id="missing-last-brace",
+    ),
+    pytest.param(
+        '<tool_call>\n{"name": "Joke", "arguments": {"setup": "Q?", "answer": "A."\n</tool_call>',
+        [joke(setup="Q?", answer="A.")],
+        "",
+        id="missing-both-braces",
+    ),
 ]
 
 
@@ -282,7 +294,7 @@ def test_calls_are_read(completion: str, calls: list[ToolCall], text: str) -> No
 # (completion, expected calls, expected chat, expected error fragments): unreadable markup.
 ERRORS = [
     pytest.param(
-        '<multiplefunctions><functioncall>{"name": "Joke", "arguments": {"setup": "Q",}'
+        '<multiplefunctions><functioncall>{"name": "Joke", "arguments": {"setup": Q}}'
         f"</functioncall><functioncall>{SONG_JSON}</functioncall></multiplefunctions>",
         [song()],
         "",
