@@ -45,6 +45,8 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _PLAIN_TEXT_NOTE = "Answer the user's last message in plain text, without calling any function."
 # A forced call must not be cut off mid-string: give it room for the longest valid call.
 FORCED_CALL_MIN_TOKENS = 1024
+# Characters of a rejected completion shown back to the model with the correction.
+ECHO_LIMIT = 2000
 _GIVE_UP = "I couldn't come up with a proper answer to that. Please rephrase and try again."
 
 
@@ -176,7 +178,7 @@ class Pipeline:
             _log.info("retrying a turn in %s after: %s", key, "; ".join(problems))
             turn = [
                 user,
-                Message("assistant", neutralize(attempt.completion)),
+                Message("assistant", neutralize(attempt.completion[:ECHO_LIMIT])),
                 Message("user", _correction(problems)),
             ]
             attempt = await self._attempt(history, turn, constraint, None)
@@ -248,8 +250,10 @@ def _reply(attempt: _Attempt) -> Reply | None:
     return None
 
 
-def _correction(problems: list[str]) -> str:
-    listed = "\n".join(f"- {problem}" for problem in problems)
+def _correction(problems: list[str], shown: int = 5) -> str:
+    listed = "\n".join(f"- {problem}" for problem in problems[:shown])
+    if len(problems) > shown:
+        listed += f"\n- ... and {len(problems) - shown} more"
     return (
         "Your function call was not valid:\n"
         f"{listed}\n"

@@ -202,3 +202,12 @@ async def test_history_is_trimmed_to_the_context_window() -> None:
     last = backend.requests[-1].prompt
     assert backend.count_tokens(last) <= 1200 - 100
     assert "message number 39" in last and "message number 0 " not in last
+
+
+async def test_a_flood_of_bad_calls_gets_a_short_correction() -> None:
+    flood = '<tool_call>{"name": "Joke", "arguments": {' * 500
+    pipeline, backend = make([flood, JOKE])
+    reply = await pipeline.respond("chan", "joke")
+    assert isinstance(reply, ToolReply)
+    correction = backend.requests[1].prompt.rsplit("<|im_start|>user\n", 1)[1]
+    assert correction.count("\n- ") == 6 and "... and 495 more" in correction
