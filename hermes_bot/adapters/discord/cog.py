@@ -133,7 +133,15 @@ class ChatCog(commands.Cog):
             on_again=self.another_joke,
         )
         async with message.channel.typing():
-            await self.responder.answer(key, self._prompt_text(message), writer)
+            await self.responder.answer(
+                key, self._prompt_text(message), writer, source_id=message.id
+            )
+
+    @commands.Cog.listener()
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        """A user deleted their message: stop answering it, freeing the model for others."""
+        if self.responder.withdraw(payload.message_id):
+            _log.info("message %s was deleted; its answer was withdrawn", payload.message_id)
 
     # -- interactions -----------------------------------------------------------------------
 

@@ -106,6 +106,11 @@ class ReplyWriter:
         text = f"{self._latest.strip()}\n\n*{notice}*" if self._latest.strip() else notice
         await self._render([Part(chunk) for chunk in split_text(text)], trim=True)
 
+    async def withdraw(self) -> None:
+        """Stop streaming and delete whatever was shown."""
+        await self._stop_streaming()
+        await self._render([], trim=True)
+
     def _parts(self, reply: Reply) -> list[Part]:
         match reply:
             case TextReply(text=text):

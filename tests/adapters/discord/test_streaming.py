@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from tests.adapters.discord.fake_discord import GENERAL_ID
+from tests.adapters.discord.fake_discord import GENERAL_ID, GUILD_ID
 from tests.adapters.discord.markup import SONG
 
 INTERVAL = 0.2
@@ -72,3 +72,25 @@ async def test_a_stream_past_2000_characters_continues_in_follow_up_messages(fak
     posts = fake.requests("POST", "channels", str(GENERAL_ID), "messages")
     assert len(posts) == 3
     assert posts[0].json.get("message_reference") and not posts[1].json.get("message_reference")
+
+
+async def test_deleting_the_question_withdraws_the_answer(fake, start_bot):
+    answer = " ".join(f"token{i}" for i in range(60))
+    run = await start_bot(
+        [answer, "Next answer."], delay=3.0, chunk=8, stream_edit_interval=INTERVAL
+    )
+    question = await fake.send_message("stream please")
+    await fake.wait_for(lambda: fake.bot_messages(GENERAL_ID))  # the answer is streaming
+    await fake.dispatch(
+        "MESSAGE_DELETE",
+        {"id": question["id"], "channel_id": str(GENERAL_ID), "guild_id": str(GUILD_ID)},
+    )
+    await fake.wait_for(lambda: not fake.bot_messages(GENERAL_ID))
+    await fake.send_message("are you still there?")
+    [message] = await fake.wait_for(
+        lambda: (m := fake.bot_messages(GENERAL_ID)) and "▌" not in m[0]["content"] and m,
+        timeout=30,
+    )
+    assert message["content"] == "Next answer."
+    assert "stopped" not in str(fake.requests("POST", "channels"))
+    assert len(run.backend.requests) == 2
