@@ -175,7 +175,7 @@ class Pipeline:
         while retries and not attempt.tools and (attempt.problems or forced_tool):
             retries -= 1
             problems = attempt.problems or [f"call the function {forced_tool}"]
-            _log.info("retrying a turn in %s after: %s", key, "; ".join(problems))
+            _log.info("retrying a turn in %s after: %s", key, "; ".join(problems[:5]))
             turn = [
                 user,
                 Message("assistant", neutralize(attempt.completion[:ECHO_LIMIT])),

@@ -83,12 +83,19 @@ def _quantization_config(settings: ModelSettings, device: str, dtype: Any) -> An
 
 
 def _not_loadable(model_id: str, error: BaseException) -> ModelLoadError:
+    download = (
+        "" if _looks_like_path(model_id) else f" (for example after `hf download {model_id} "
+        "--local-dir DIR`), or check the Hugging Face id"
+    )
     return ModelLoadError(
         f"cannot load model {model_id!r}: {type(error).__name__}: {error}. "
-        "Point model.id at a local directory holding config.json, the tokenizer files and "
-        f"the weights (for example after `hf download {model_id} --local-dir DIR`), "
-        "or check the Hugging Face id."
+        "Point model.id (or --model) at a local directory holding config.json, the tokenizer "
+        f"files and the weights{download}."
     )
+
+
+def _looks_like_path(model_id: str) -> bool:
+    return model_id.startswith((".", "/", "~")) or os.sep in model_id.replace("/", "", 1)
 
 
 def _pretrained(loader: Any, model_id: str, **kwargs: Any) -> Any:
@@ -96,7 +103,7 @@ def _pretrained(loader: Any, model_id: str, **kwargs: Any) -> Any:
     path = Path(model_id).expanduser()
     if path.is_dir():
         return loader.from_pretrained(str(path), local_files_only=True, **kwargs)
-    if model_id.startswith((".", "/", "~")) or os.sep in model_id.replace("/", "", 1):
+    if _looks_like_path(model_id):
         raise FileNotFoundError(f"no such directory: {path}")
     try:
         return loader.from_pretrained(model_id, local_files_only=True, **kwargs)
