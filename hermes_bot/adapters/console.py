@@ -44,6 +44,32 @@ def render_reply(reply: Reply) -> str:
     raise TypeError(f"unknown reply {reply!r}")
 
 
+class _TerminalStream:
+    """Prints the answer as it is written; the final reply fills in what streaming could not."""
+
+    def __init__(self, stdout: TextIO) -> None:
+        self._stdout = stdout
+        self.printed = ""
+
+    async def on_text(self, visible: str) -> None:
+        if not visible.startswith(self.printed):
+            return  # printed text cannot be taken back; the final reply is shown whole
+        self._stdout.write(visible[len(self.printed) :])
+        self._stdout.flush()
+        self.printed = visible
+
+    def finish(self, reply: Reply) -> str:
+        """What is left to print once ``reply`` is complete."""
+        streamed_text = isinstance(reply, TextReply | ToolReply) and reply.text == self.printed
+        if not self.printed:
+            return render_reply(reply)
+        if not streamed_text:
+            return "\n" + render_reply(reply)
+        if isinstance(reply, ToolReply):
+            return "\n" + render_reply(ToolReply(reply.tools))
+        return ""
+
+
 async def _read_line(prompt: str, stdin: TextIO, stdout: TextIO) -> str | None:
     stdout.write(prompt)
     stdout.flush()
@@ -67,8 +93,10 @@ async def run_console(
         if command in ("/help", "/?"):
             stdout.write(HELP + "\n")
             continue
-        reply = await pipeline.respond(CONVERSATION_KEY, line)
-        stdout.write(f"hermes> {render_reply(reply)}\n")
+        stdout.write("hermes> ")
+        stream = _TerminalStream(stdout)
+        reply = await pipeline.respond(CONVERSATION_KEY, line, on_text=stream.on_text)
+        stdout.write(stream.finish(reply) + "\n")
         stdout.flush()
     stdout.write("bye\n")
     return 0

@@ -84,7 +84,9 @@ def _quantization_config(settings: ModelSettings, device: str, dtype: Any) -> An
 
 def _not_loadable(model_id: str, error: BaseException) -> ModelLoadError:
     download = (
-        "" if _looks_like_path(model_id) else f" (for example after `hf download {model_id} "
+        ""
+        if _looks_like_path(model_id)
+        else f" (for example after `hf download {model_id} "
         "--local-dir DIR`), or check the Hugging Face id"
     )
     return ModelLoadError(
