@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from hermes_bot.payloads import decode_payload, scan_brackets, split_leading_value
+from hermes_bot.payloads import (
+    decode_payload,
+    decode_python_call,
+    scan_brackets,
+    split_leading_value,
+)
 from hermes_bot.tools import ToolCall
 
 _log = logging.getLogger(__name__)
@@ -26,20 +31,35 @@ MAX_ERRORS = 20
 
 _SPECIAL = re.compile(r"<\|im_start\|>(?:assistant|user|system)?|<\|im_end\|>|<\|endoftext\|>|</s>")
 _NEXT_TURN = re.compile(r"<\|im_end\|>\s*<\|im_start\|>")
-_TAG = {name: re.compile(rf"<(/?){name}>", re.IGNORECASE) for name in ("tool_call", "functioncall")}
-_LEFTOVER_TAG = re.compile(r"</?(?:tool_call|functioncall|multiplefunctions)>", re.IGNORECASE)
+# Tag spellings models use: <tool_call>, <tool_calls>, <functioncall>, <function_call>, ...
+_TAG = {
+    name: re.compile(rf"<(/?){pattern}>", re.IGNORECASE)
+    for name, pattern in (("tool_call", "tool_?calls?"), ("functioncall", "function_?calls?"))
+}
+_LEFTOVER_TAG = re.compile(
+    r"</?(?:tool_?calls?|function_?calls?|multiple_?functions)>", re.IGNORECASE
+)
 _FENCE = re.compile("```")
 _FENCE_INFO = re.compile(r"[\w+.-]*")
 _NAME_HINT = re.compile(r"""["'](?:name|function)["']\s*:""")
 _ARGS_HINT = re.compile(r"""["'](?:arguments|parameters)["']\s*:""")
 _CALL_START = re.compile(r"""[\[{]\s*\{?\s*["'](?:name|function)["']\s*:""")
 _CALL_FENCES = frozenset({"", "json", "json5", "jsonc", "tool_call", "functioncall"})
+_WRAPPERS = ("function", "function_call", "tool_call")
 _IDENTIFIER = re.compile(r"[A-Za-z_][\w.-]{0,99}")
 _AFTER_OPEN = re.compile(r"\s*(\S?)")
 _HELD_TAGS = (
     *(
         f"<{end}{name}>"
-        for name in ("tool_call", "functioncall", "multiplefunctions")
+        for name in (
+            "tool_call",
+            "tool_calls",
+            "functioncall",
+            "function_call",
+            "functioncalls",
+            "function_calls",
+            "multiplefunctions",
+        )
         for end in ("", "/")
     ),
     *("<|im_end|>", "<|im_start|>", "<|endoftext|>", "</s>", "```"),
@@ -230,6 +250,8 @@ def _read_block(
     if not payload:
         return _Removed(errors=[f"{label} is empty"])
     value, error = decode_payload(payload)
+    if error is not None and not strict:
+        value, error = decode_python_call(payload) or (value, error)
     values = [value]
     if error is not None:
         spans, unclosed = scan_brackets(payload)
@@ -285,13 +307,14 @@ def _to_call(item: Any, strict: bool) -> ToolCall | str | None:
         item = decode_payload(item.strip())[0]
     if not isinstance(item, dict):
         return None
-    if isinstance(item.get("function"), dict):  # OpenAI style {"function": {...}}
-        item = item["function"]
+    wrapper = next((key for key in _WRAPPERS if isinstance(item.get(key), dict)), None)
+    if wrapper is not None:  # OpenAI style {"function": {...}} or {"function_call": {...}}
+        item = item[wrapper]
     name = item.get("name", item.get("function"))  # some models say "function"
     if not isinstance(name, str) or not name.strip():
         return None
     name = name.strip()
-    key = next((key for key in ("arguments", "parameters") if key in item), None)
+    key = next((key for key in ("arguments", "parameters", "args") if key in item), None)
     if strict and (key is None or not _IDENTIFIER.fullmatch(name)):
         return None
     arguments = item[key] if key else None

@@ -19,6 +19,7 @@ _STRING = {
     '"': re.compile(r'"(?:[^"\\\n]|\\.)*+"'),
     "'": re.compile(r"'(?:[^'\\\n]|\\.)*+'"),
 }
+_PYTHON_CALL = re.compile(r"\s*[A-Za-z_]\w*\s*\(")
 _JSON_WORDS = re.compile(r"\b(?:true|false|null)\b")
 _PY_WORDS = {"true": "True", "false": "False", "null": "None"}
 
@@ -106,3 +107,24 @@ def _python_words(payload: str) -> str:
         )
     except tokenize.TokenError as error:
         raise ValueError(str(error)) from None
+
+
+def decode_python_call(payload: str) -> tuple[dict[str, Any], None] | None:
+    """``Name({...})`` or ``Name(key=value, ...)`` as a call dict, read with ast (never run)."""
+    if len(payload) > _LITERAL_LIMIT or not _PYTHON_CALL.match(payload):
+        return None
+    try:
+        node = ast.parse(payload.strip(), mode="eval").body
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+            return None
+        if node.args and (len(node.args) > 1 or node.keywords):
+            return None
+        if node.args:
+            arguments = ast.literal_eval(node.args[0])
+        else:
+            arguments = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords if kw.arg}
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        return None
+    if not isinstance(arguments, dict):
+        return None
+    return {"name": node.func.id, "arguments": arguments}, None

@@ -282,6 +282,49 @@ CALLS = [
         "",
         id="missing-both-braces",
     ),
+    pytest.param(
+        f'<functioncall>{{"function_call": {json.dumps({"name": "Joke", "arguments": json.dumps(JOKE)})}}}'
+        "</functioncall>",
+        [joke()],
+        "",
+        id="function_call-wrapper",
+    ),
+    pytest.param(
+        f'<functioncall>{{"name": "Joke", "args": {json.dumps(JOKE)}}}</functioncall>',
+        [joke()],
+        "",
+        id="args-key",
+    ),
+    pytest.param(
+        f"<functioncall>Joke({json.dumps(JOKE)})</functioncall>",
+        [joke()],
+        "",
+        id="python-call-with-a-dict",
+    ),
+    pytest.param(
+        '<tool_call>Joke(setup="Q?", answer="A.")</tool_call>',
+        [joke(setup="Q?", answer="A.")],
+        "",
+        id="python-call-with-keywords",
+    ),
+    pytest.param(
+        f"<function_call>{JOKE_JSON}</function_call> Enjoy!",
+        [joke()],
+        "Enjoy!",
+        id="function_call-tag",
+    ),
+    pytest.param(
+        f"<functioncalls>[{JOKE_JSON}, {SONG_JSON}]</functioncalls>",
+        [joke(), song()],
+        "",
+        id="functioncalls-tag-with-a-list",
+    ),
+    pytest.param(
+        f"Sure.\n<tool_calls>\n{JOKE_JSON}\n</tool_calls>",
+        [joke()],
+        "Sure.",
+        id="tool_calls-tag",
+    ),
 ]
 
 

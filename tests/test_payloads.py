@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from hermes_bot.payloads import decode_payload, scan_brackets, split_leading_value
+from hermes_bot.payloads import (
+    decode_payload,
+    decode_python_call,
+    scan_brackets,
+    split_leading_value,
+)
 
 
 @pytest.mark.parametrize(
@@ -52,3 +57,24 @@ def test_decode_payload_reports_what_it_cannot_read(payload: str) -> None:
 def test_split_leading_value() -> None:
     assert split_leading_value(' {"a": 1} and more') == ('{"a": 1}', " and more")
     assert split_leading_value("no value here") == ("no value here", "")
+
+
+@pytest.mark.parametrize(
+    ("payload", "call"),
+    [
+        pytest.param(
+            'Joke({"setup": "a"})', {"name": "Joke", "arguments": {"setup": "a"}}, id="dict"
+        ),
+        pytest.param(
+            "Joke(setup='a')", {"name": "Joke", "arguments": {"setup": "a"}}, id="keywords"
+        ),
+        pytest.param("Joke()", {"name": "Joke", "arguments": {}}, id="no-arguments"),
+        pytest.param("__import__('os').system('x')", None, id="not-a-plain-name"),
+        pytest.param("Joke(open('f'))", None, id="argument-is-code"),
+        pytest.param("Joke(1, 2)", None, id="positional-values"),
+        pytest.param("just text", None, id="not-a-call"),
+    ],
+)
+def test_decode_python_call(payload: str, call: dict | None) -> None:
+    decoded = decode_python_call(payload)
+    assert (decoded[0] if decoded else None) == call
