@@ -82,23 +82,32 @@ def joke_embed(joke: Joke) -> discord.Embed:
     return make_embed("😄 Here's a joke", f"{_plain(joke.setup)}\n\n||{answer}||")
 
 
+def _recommendation_embed(
+    title: str,
+    recommended: str,
+    interest: str,
+    searches: list[tuple[str, str]],
+    links_label: str,
+) -> discord.Embed:
+    query = truncate(recommended, 200)
+    return make_embed(
+        title,
+        f"**{_plain(recommended)}**",
+        [("Because you like", _plain(interest)), (links_label, _links(searches, query))],
+    )
+
+
 def song_embed(song: SongRecommendation) -> discord.Embed:
     """A song card with search links."""
-    query = truncate(song.recommended_song, 200)
-    return make_embed(
-        "🎵 A song for you",
-        f"**{_plain(song.recommended_song)}**",
-        [("Because you like", _plain(song.interest)), ("Listen", _links(_SONG_SEARCHES, query))],
+    return _recommendation_embed(
+        "🎵 A song for you", song.recommended_song, song.interest, _SONG_SEARCHES, "Listen"
     )
 
 
 def book_embed(book: BookRecommendation) -> discord.Embed:
     """A book card with search links."""
-    query = truncate(book.recommended_book, 200)
-    return make_embed(
-        "📚 A book for you",
-        f"**{_plain(book.recommended_book)}**",
-        [("Because you like", _plain(book.interest)), ("Find it", _links(_BOOK_SEARCHES, query))],
+    return _recommendation_embed(
+        "📚 A book for you", book.recommended_book, book.interest, _BOOK_SEARCHES, "Find it"
     )
 
 
