@@ -14,9 +14,18 @@ import bot
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HERMES_BOT_", "DISCORD"))}
-    return {**env, "HF_HUB_OFFLINE": "1", **extra}
+def run_bot(*args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    """``python bot.py --console ARGS`` offline, with no HERMES_BOT_/DISCORD settings inherited."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HERMES_BOT_", "DISCORD"))}
+    return subprocess.run(
+        [sys.executable, "bot.py", "--console", *args],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**clean, "HF_HUB_OFFLINE": "1", **env},
+    )
 
 
 def test_missing_config_file_passed_explicitly(
@@ -40,15 +49,7 @@ def test_bad_device_option(capsys: pytest.CaptureFixture) -> None:
 
 def test_unloadable_model_exits_non_zero_naming_it(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-model"
-    result = subprocess.run(
-        [sys.executable, "bot.py", "--console", "--model", str(missing)],
-        cwd=ROOT,
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=_env(),
-    )
+    result = run_bot("--model", str(missing))
     assert result.returncode == 1
     assert str(missing) in result.stderr
     assert "local directory" in result.stderr
@@ -56,31 +57,19 @@ def test_unloadable_model_exits_non_zero_naming_it(tmp_path: Path) -> None:
 
 
 def test_cuda_without_a_gpu_is_a_clear_error(tiny_model_dir: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "bot.py", "--console", "--model", str(tiny_model_dir), "--device", "cuda"],
-        cwd=ROOT,
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=_env(CUDA_VISIBLE_DEVICES=""),
-    )
+    result = run_bot("--model", str(tiny_model_dir), "--device", "cuda", CUDA_VISIBLE_DEVICES="")
     assert result.returncode == 1
     assert "cuda" in result.stderr.lower() and "GPU" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_console_answers_with_the_tiny_model(tiny_model_dir: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "bot.py", "--console", "--model", str(tiny_model_dir)],
-        cwd=ROOT,
-        input="hello there\n/quit\n",
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=_env(
-            HERMES_BOT_GENERATION__MAX_NEW_TOKENS="8", HERMES_BOT_CHAT__CORRECTIVE_RETRIES="0"
-        ),
+    result = run_bot(
+        "--model",
+        str(tiny_model_dir),
+        stdin="hello there\n/quit\n",
+        HERMES_BOT_GENERATION__MAX_NEW_TOKENS="8",
+        HERMES_BOT_CHAT__CORRECTIVE_RETRIES="0",
     )
     assert result.returncode == 0, result.stderr
     assert "hermes> " in result.stdout

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +30,26 @@ class Running:
 
 
 StartBot = Callable[..., Awaitable[Running]]
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+async def spawn_against(fake: FakeDiscord, *args: str, **env: str) -> asyncio.subprocess.Process:
+    """``python ARGS`` in the repository, pointed at ``fake`` with its token."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DISCORD_TOKEN": TOKEN,
+            "HERMES_BOT_DISCORD__API_BASE_URL": fake.api_base_url,
+            "HERMES_BOT_DISCORD__GATEWAY_URL": fake.gateway_url,
+            **env,
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
 
 
 @pytest.fixture

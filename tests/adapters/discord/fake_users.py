@@ -34,11 +34,16 @@ class UserActions:
                 return int(guild["id"])
         return None
 
-    def _author(
-        self, user_id: int, guild_id: int | None, roles: tuple[int, ...]
-    ) -> tuple[p.Payload, p.Payload | None]:
+    def _where(
+        self, user_id: int, channel_id: int, roles: tuple[int, ...], dm: bool
+    ) -> tuple[int, int | None, p.Payload, p.Payload | None]:
+        """(channel id, guild id, author, member) of a user acting in a channel or their DM."""
+        if dm:
+            channel_id = 5000 + user_id
+        guild_id = None if dm else self.guild_of(channel_id)
         author = p.user(user_id, f"user{user_id}")
-        return author, (p.member(author, roles) if guild_id is not None else None)
+        member = p.member(author, roles) if guild_id is not None else None
+        return channel_id, guild_id, author, member
 
     async def send_message(
         self,
@@ -53,10 +58,7 @@ class UserActions:
         dm: bool = False,
     ) -> p.Payload:
         """A user posts a message (in a guild channel, or in their DM with ``dm=True``)."""
-        if dm:
-            channel_id = 5000 + user_id
-        guild_id = None if dm else self.guild_of(channel_id)
-        author, author_member = self._author(user_id, guild_id, roles)
+        channel_id, guild_id, author, author_member = self._where(user_id, channel_id, roles, dm)
         author["bot"] = bot
         if mention_bot:
             content = f"<@{BOT_ID}> {content}"
@@ -86,10 +88,7 @@ class UserActions:
         message: p.Payload | None = None,
         dm: bool = False,
     ) -> p.Payload:
-        if dm:
-            channel_id = 5000 + user_id
-        guild_id = None if dm else self.guild_of(channel_id)
-        author, author_member = self._author(user_id, guild_id, roles)
+        channel_id, guild_id, author, author_member = self._where(user_id, channel_id, roles, dm)
         token = f"itoken-{next(self._ids)}"
         payload: p.Payload = {
             "id": str(next(self._ids)),

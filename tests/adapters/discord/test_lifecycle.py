@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import textwrap
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -16,10 +13,9 @@ from hermes_bot.adapters.discord import run_discord
 from hermes_bot.config import DiscordSettings, Settings
 from hermes_bot.errors import Busy, ConfigError
 from hermes_bot.pipeline import Pipeline
+from tests.adapters.discord.conftest import spawn_against
 from tests.adapters.discord.fake_discord import GENERAL_ID, TOKEN
 from tests.fakes import ScriptedBackend
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 async def test_a_gateway_reconnect_during_an_answer_resumes_and_the_reply_arrives_once(
@@ -89,12 +85,12 @@ _CHILD = textwrap.dedent(
     """
     import asyncio, logging, sys
     from hermes_bot.adapters.discord import run_discord
-    from hermes_bot.config import Settings
+    from hermes_bot.config import load_settings
     from hermes_bot.pipeline import Pipeline
     from tests.fakes import ScriptedBackend
 
     logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
-    settings = Settings()
+    settings = load_settings("no-such-config.toml")  # defaults, env and DISCORD_TOKEN
     backend = ScriptedBackend(["A very slow answer " * 20], delay=60.0, chunk=4)
     print("starting", flush=True)
     sys.exit(asyncio.run(run_discord(settings, Pipeline(backend, settings),
@@ -104,21 +100,8 @@ _CHILD = textwrap.dedent(
 
 
 async def test_sigterm_closes_cleanly_with_exit_code_0_and_never_logs_the_token(fake):
-    env = {
-        **os.environ,
-        "HERMES_BOT_DISCORD__TOKEN": TOKEN,
-        "HERMES_BOT_DISCORD__API_BASE_URL": fake.api_base_url,
-        "HERMES_BOT_DISCORD__GATEWAY_URL": fake.gateway_url,
-        "HERMES_BOT_DISCORD__STREAM_EDIT_INTERVAL": "0.2",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        _CHILD,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    process = await spawn_against(
+        fake, "-c", _CHILD, HERMES_BOT_DISCORD__STREAM_EDIT_INTERVAL="0.2"
     )
     try:
         await fake.wait_for(lambda: fake.ready.is_set(), timeout=30)

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 
 import torch
 
 from hermes_bot.config import GenerationSettings, ModelSettings, Settings
 from hermes_bot.inference.transformers_backend import TransformersBackend
+from tests.adapters.discord.conftest import spawn_against
 from tests.adapters.discord.fake_discord import GENERAL_ID, TOKEN
 
 torch.set_num_threads(1)
-ROOT = Path(__file__).resolve().parents[3]
 
 
 async def test_a_mention_gets_a_reply_from_the_tiny_real_model(
@@ -86,23 +84,7 @@ async def test_bot_py_serves_discord_with_the_tiny_model_and_exits_0_on_sigterm(
         "context_window = 2048\n[generation]\nmax_new_tokens = 4\ndo_sample = false\n",
         encoding="utf-8",
     )
-    env = {
-        **os.environ,
-        "DISCORD_TOKEN": TOKEN,
-        "HERMES_BOT_DISCORD__API_BASE_URL": fake.api_base_url,
-        "HERMES_BOT_DISCORD__GATEWAY_URL": fake.gateway_url,
-        "OMP_NUM_THREADS": "1",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "bot.py",
-        "--config",
-        str(config),
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await spawn_against(fake, "bot.py", "--config", str(config), OMP_NUM_THREADS="1")
     try:
         await fake.wait_for(lambda: fake.ready.is_set(), timeout=90)
         await fake.send_message("hello from bot.py")
