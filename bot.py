@@ -52,7 +52,7 @@ async def run(settings: Settings, console: bool) -> int:
     from hermes_bot.pipeline import Pipeline
 
     backend = TransformersBackend.from_settings(settings)
-    pipeline = Pipeline(backend, settings)
+    pipeline = Pipeline.from_settings(backend, settings)
     use_discord = not console and settings.discord.token is not None
     try:
         if use_discord:

@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from hermes_bot.backend import GenerationParams, GenerationRequest
 from hermes_bot.config import ExecutorSettings, ModelSettings
-from hermes_bot.inference.base import GenerationParams, GenerationRequest
 from hermes_bot.inference.metrics import percentile
 from hermes_bot.inference.transformers_backend import TransformersBackend
 from tests.tiny_model import build_tiny_model

@@ -35,15 +35,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import llguidance.hf
 import torch
 
-from hermes_bot.config import ExecutorSettings, ModelSettings
-from hermes_bot.errors import ToolValidationError
-from hermes_bot.inference.base import (
+from hermes_bot.backend import (
     Constraint,
     Dialect,
     GenerationParams,
     GenerationRequest,
     GenerationResult,
 )
+from hermes_bot.config import ExecutorSettings, ModelSettings
+from hermes_bot.errors import ToolValidationError
 from hermes_bot.inference.grammar import GrammarCompiler, RowMatcher
 from hermes_bot.inference.transformers_backend import TransformersBackend
 from hermes_bot.parsing import parse_completion

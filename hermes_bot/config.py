@@ -14,8 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from hermes_bot.backend import GenerationParams
 from hermes_bot.errors import ConfigError
-from hermes_bot.inference.base import GenerationParams
 
 DEFAULT_MODEL = "teknium/OpenHermes-2.5-Mistral-7B"
 

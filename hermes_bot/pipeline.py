@@ -14,15 +14,17 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from hermes_bot.config import Settings
-from hermes_bot.conversation import ConversationStore
-from hermes_bot.errors import HermesBotError, InputRejected, ToolValidationError
-from hermes_bot.inference.base import (
+from hermes_bot.backend import (
     Backend,
     BackendStats,
     Constraint,
+    Dialect,
+    GenerationParams,
     GenerationRequest,
 )
+from hermes_bot.config import ChatSettings, Settings
+from hermes_bot.conversation import ConversationStore
+from hermes_bot.errors import HermesBotError, InputRejected, ToolValidationError
 from hermes_bot.parsing import ParsedCompletion, parse_completion, visible_text
 from hermes_bot.prompts import (
     Message,
@@ -97,15 +99,34 @@ class Pipeline:
     def __init__(
         self,
         backend: Backend,
-        settings: Settings,
+        chat: ChatSettings,
+        *,
+        dialect: Dialect,
+        params: GenerationParams,
         conversations: ConversationStore | None = None,
     ) -> None:
         self.backend = backend
-        self.settings = settings
-        self.conversations = conversations or ConversationStore(settings.chat.history_turns)
-        self.dialect = resolve_dialect(settings.model.dialect, settings.model.id)
-        self._system = neutralize(system_prompt(self.dialect, settings.chat.system_prompt))
-        self._params = settings.generation.params()
+        self.chat = chat
+        self.conversations = conversations or ConversationStore(chat.history_turns)
+        self.dialect = dialect
+        self._system = neutralize(system_prompt(dialect, chat.system_prompt))
+        self._params = params
+
+    @classmethod
+    def from_settings(
+        cls,
+        backend: Backend,
+        settings: Settings,
+        conversations: ConversationStore | None = None,
+    ) -> Pipeline:
+        """A pipeline from the ``chat``, ``model`` and ``generation`` sections of ``settings``."""
+        return cls(
+            backend,
+            settings.chat,
+            dialect=resolve_dialect(settings.model.dialect, settings.model.id),
+            params=settings.generation.params(),
+            conversations=conversations,
+        )
 
     def reset(self, key: str) -> None:
         """Forget the conversation ``key``."""
@@ -144,7 +165,7 @@ class Pipeline:
                 "empty message",
                 user_message="Your message is empty. Write something and try again.",
             )
-        limit = self.settings.chat.max_message_chars
+        limit = self.chat.max_message_chars
         if len(cleaned) > limit:
             raise InputRejected(
                 f"message of {len(cleaned)} characters",
@@ -161,7 +182,7 @@ class Pipeline:
             if tool is None:
                 raise ToolValidationError(f"unknown forced tool {forced_tool!r}")
             return Constraint("forced", self.dialect, (tool.__name__,))
-        mode = self.settings.chat.constraint
+        mode = self.chat.constraint
         return None if mode == "off" else Constraint(mode, self.dialect)
 
     async def _respond(
@@ -171,7 +192,7 @@ class Pipeline:
         history = self.conversations.history(key)
         constraint = self._constraint(forced_tool)
         attempt = await self._attempt(history, [user], constraint, on_text)
-        retries = self.settings.chat.corrective_retries
+        retries = self.chat.corrective_retries
         while retries and not attempt.tools and (attempt.problems or forced_tool):
             retries -= 1
             problems = attempt.problems or [f"call the function {forced_tool}"]

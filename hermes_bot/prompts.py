@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from hermes_bot.backend import Dialect
 from hermes_bot.errors import PromptTooLong
-from hermes_bot.inference.base import Dialect
 from hermes_bot.tools import ToolCall, function_schemas
 
 Role = Literal["system", "user", "assistant"]

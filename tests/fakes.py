@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 
-from hermes_bot.inference.base import (
+from hermes_bot.backend import (
     BackendStats,
     GenerationRequest,
     GenerationResult,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from hermes_bot.backend import GenerationRequest
 from hermes_bot.config import Settings
 from hermes_bot.errors import Busy
-from hermes_bot.inference.base import GenerationRequest
 from hermes_bot.pipeline import ErrorReply, Pipeline, TextReply, ToolReply
 from hermes_bot.tools import BookRecommendation, Joke, SongRecommendation
 from tests.fakes import ScriptedBackend
@@ -33,7 +33,7 @@ EMPTY_INTEREST = (
 def make(completions, **chat) -> tuple[Pipeline, ScriptedBackend]:
     backend = ScriptedBackend(completions)
     settings = Settings(chat=chat) if chat else Settings()
-    return Pipeline(backend, settings), backend
+    return Pipeline.from_settings(backend, settings), backend
 
 
 @pytest.mark.parametrize(
@@ -188,7 +188,7 @@ async def test_busy_backend_tells_the_user() -> None:
     def busy(request: GenerationRequest) -> str:
         raise Busy("queue full", queue_position=64)
 
-    pipeline = Pipeline(ScriptedBackend(busy), Settings())
+    pipeline = Pipeline.from_settings(ScriptedBackend(busy), Settings())
     reply = await pipeline.respond("chan", "hello")
     assert isinstance(reply, ErrorReply)
     assert "busy" in reply.message.lower()
@@ -196,7 +196,7 @@ async def test_busy_backend_tells_the_user() -> None:
 
 async def test_history_is_trimmed_to_the_context_window() -> None:
     backend = ScriptedBackend(lambda request: "fine", context_window=1200)
-    pipeline = Pipeline(backend, Settings(generation={"max_new_tokens": 100}))
+    pipeline = Pipeline.from_settings(backend, Settings(generation={"max_new_tokens": 100}))
     for i in range(40):
         await pipeline.respond("chan", f"message number {i} " + "padding " * 20)
     last = backend.requests[-1].prompt

@@ -1,1 +1,1 @@
-"""Inference backends: the protocol, the in-process executor, constrained decoding."""
+"""Inference backends: the in-process executor, constrained decoding (the protocol: hermes_bot.backend)."""

@@ -22,8 +22,8 @@ import llguidance.hf
 import numpy as np
 import torch
 
+from hermes_bot.backend import Constraint, Dialect
 from hermes_bot.errors import GrammarError
-from hermes_bot.inference.base import Constraint, Dialect
 from hermes_bot.inference.grammar_source import lark_source
 from hermes_bot.tools import TOOLS, Tool, find_tool
 

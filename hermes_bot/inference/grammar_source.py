@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hermes_bot.inference.base import ConstraintMode, Dialect
+from hermes_bot.backend import ConstraintMode, Dialect
 from hermes_bot.tools import Tool, parameters_schema
 
 # Options of llguidance's JSON compiler: compact JSON, only the escapes a model needs.

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from hermes_bot.inference.base import Constraint, GenerationParams
+from hermes_bot.backend import Constraint, GenerationParams
 from hermes_bot.inference.detokenize import TextDecoder
 
 Event = tuple[str, Any]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from hermes_bot.inference.base import GenerationParams
+from hermes_bot.backend import GenerationParams
 
 
 @dataclass

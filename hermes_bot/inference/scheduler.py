@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
+from hermes_bot.backend import FinishReason, GenerationResult
 from hermes_bot.errors import GenerationError, HermesBotError
-from hermes_bot.inference.base import FinishReason, GenerationResult
 from hermes_bot.inference.batch import BatchState, decode_step, keep_rows, merge, prefill
 from hermes_bot.inference.detokenize import TextDecoder, decode
 from hermes_bot.inference.jobs import Job, Outbox

@@ -13,14 +13,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from hermes_bot.config import ExecutorSettings, ModelSettings, Settings
-from hermes_bot.errors import GenerationError, PromptTooLong
-from hermes_bot.inference.base import (
+from hermes_bot.backend import (
     BackendStats,
     GenerationParams,
     GenerationRequest,
     GenerationResult,
 )
+from hermes_bot.config import ExecutorSettings, ModelSettings, Settings
+from hermes_bot.errors import GenerationError, PromptTooLong
 from hermes_bot.inference.executor import Worker
 from hermes_bot.inference.jobs import Job
 from hermes_bot.inference.metrics import Metrics

@@ -17,7 +17,7 @@ JOKE = (
 
 async def test_console_chat_cards_reset_and_quit() -> None:
     backend = ScriptedBackend(["Here is one! " + JOKE, "Hi! I'm Hermes."], chunk=3)
-    pipeline = Pipeline(backend, Settings())
+    pipeline = Pipeline.from_settings(backend, Settings())
     stdin = io.StringIO("Tell me a joke\n/reset\n   \nhello\n/quit\nnever read\n")
     stdout = io.StringIO()
     assert await run_console(pipeline, stdin, stdout) == 0
@@ -35,14 +35,16 @@ async def test_console_chat_cards_reset_and_quit() -> None:
 
 
 async def test_console_ends_at_end_of_input() -> None:
-    pipeline = Pipeline(ScriptedBackend(["fine"]), Settings())
+    pipeline = Pipeline.from_settings(ScriptedBackend(["fine"]), Settings())
     stdout = io.StringIO()
     assert await run_console(pipeline, io.StringIO("how are you?"), stdout) == 0
     assert "hermes> fine" in stdout.getvalue() and stdout.getvalue().endswith("bye\n")
 
 
 async def test_text_printed_while_streaming_is_not_printed_twice() -> None:
-    pipeline = Pipeline(ScriptedBackend(["Hello there, friend."], chunk=2), Settings())
+    pipeline = Pipeline.from_settings(
+        ScriptedBackend(["Hello there, friend."], chunk=2), Settings()
+    )
     stdout = io.StringIO()
     await run_console(pipeline, io.StringIO("hi\n"), stdout)
     assert stdout.getvalue().count("Hello there, friend.") == 1

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import torch
 
+from hermes_bot.backend import GenerationParams
 from hermes_bot.config import ExecutorSettings, ModelSettings
-from hermes_bot.inference.base import GenerationParams
 from hermes_bot.inference.transformers_backend import TransformersBackend
 
 torch.set_num_threads(1)

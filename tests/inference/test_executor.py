@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import torch
 
+from hermes_bot.backend import GenerationParams, GenerationRequest
 from hermes_bot.errors import Busy, GenerationError, PromptTooLong
-from hermes_bot.inference.base import GenerationParams, GenerationRequest
 from tests.inference.conftest import chat
 
 PROMPTS = [chat("hello " * n) for n in (1, 9, 3, 17)]

@@ -14,9 +14,9 @@ import pytest
 import torch
 from pydantic import Field
 
+from hermes_bot.backend import Constraint, GenerationParams, GenerationRequest
 from hermes_bot.errors import GrammarError
 from hermes_bot.inference import grammar
-from hermes_bot.inference.base import Constraint, GenerationParams, GenerationRequest
 from hermes_bot.inference.grammar import GrammarCompiler, RowMatcher
 from hermes_bot.parsing import parse_completion
 from hermes_bot.prompts import format_calls

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from hermes_bot.inference.base import GenerationParams
+from hermes_bot.backend import GenerationParams
 from hermes_bot.inference.detokenize import TextDecoder
 from hermes_bot.inference.sampling import RowParams, apply_repetition_penalty, select_tokens
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import torch
 
+from hermes_bot.backend import Backend, Constraint, GenerationParams, GenerationRequest
 from hermes_bot.config import ExecutorSettings, ModelSettings, Settings
 from hermes_bot.errors import GenerationError, ModelLoadError
-from hermes_bot.inference.base import Backend, Constraint, GenerationParams, GenerationRequest
 from hermes_bot.inference.transformers_backend import TransformersBackend
 from tests.inference.conftest import GREEDY, chat
 

@@ -13,7 +13,7 @@ from urllib.parse import quote_plus
 import discord
 
 from hermes_bot.adapters.discord.text import truncate
-from hermes_bot.inference.base import BackendStats
+from hermes_bot.backend import BackendStats
 from hermes_bot.tools import BookRecommendation, Joke, SongRecommendation, Tool
 
 _log = logging.getLogger(__name__)

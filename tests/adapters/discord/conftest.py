@@ -91,7 +91,7 @@ async def start_bot(fake: FakeDiscord) -> AsyncIterator[StartBot]:
         if chat:
             settings = settings.model_copy(update={"chat": ChatSettings(**chat)})
         backend = backend or ScriptedBackend(completions, delay=delay, chunk=chunk)
-        pipeline = Pipeline(backend, settings)
+        pipeline = Pipeline.from_settings(backend, settings)
         bot = HermesDiscordBot(settings, pipeline, warmup=backend.start, guild_ready_timeout=0.01)
         await bot.login(TOKEN)
         task = asyncio.create_task(bot.connect())

@@ -93,7 +93,7 @@ _CHILD = textwrap.dedent(
     settings = load_settings("no-such-config.toml")  # defaults, env and DISCORD_TOKEN
     backend = ScriptedBackend(["A very slow answer " * 20], delay=60.0, chunk=4)
     print("starting", flush=True)
-    sys.exit(asyncio.run(run_discord(settings, Pipeline(backend, settings),
+    sys.exit(asyncio.run(run_discord(settings, Pipeline.from_settings(backend, settings),
                                      guild_ready_timeout=0.01)))
     """
 )
@@ -130,7 +130,7 @@ async def test_a_rejected_or_missing_token_is_a_config_error_that_says_what_to_d
             )
         )
 
-    pipeline = Pipeline(ScriptedBackend([]), Settings())
+    pipeline = Pipeline.from_settings(ScriptedBackend([]), Settings())
     with pytest.raises(ConfigError) as rejected:
         await run_discord(settings("wrong-token"), pipeline)
     with pytest.raises(ConfigError) as missing:
