@@ -1,1 +1,1 @@
-"""Inference backends: the in-process executor, constrained decoding (the protocol: hermes_bot.backend)."""
+"""Inference backends: the in-process executor and constrained decoding."""
