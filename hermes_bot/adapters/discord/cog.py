@@ -12,15 +12,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from hermes_bot.adapters.discord.access import AccessPolicy, Origin, RateLimiter, cooldown_notice
 from hermes_bot.adapters.discord.embeds import JokeView, make_embed, status_embed
 from hermes_bot.adapters.discord.responder import Responder
-from hermes_bot.adapters.discord.streaming import NO_MENTIONS, ReplyWriter
-from hermes_bot.config import Settings
+from hermes_bot.adapters.discord.streaming import DELIVERY_ERRORS, NO_MENTIONS, ReplyWriter
+from hermes_bot.adapters.gate import Decision, Gate, Origin, Verdict
+from hermes_bot.config import DiscordSettings, Settings
 from hermes_bot.pipeline import Pipeline
 
 _log = logging.getLogger(__name__)
 
+COOLDOWN_REACTION = "⏳"
 REFUSAL = "Sorry, I'm not enabled for you here. Ask a server admin if you think I should be."
 ANOTHER_JOKE = "Tell me another joke, a different one."
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
@@ -44,6 +45,18 @@ def _origin(
     return Origin(user.id, guild_id, tuple(channel_ids), roles)
 
 
+def make_gate(settings: DiscordSettings) -> Gate:
+    """The platform-neutral gate, configured from the ``[discord]`` section."""
+    return Gate(
+        workspaces=settings.allowed_guilds,
+        channels=settings.allowed_channels,
+        roles=settings.allowed_roles,
+        users=settings.allowed_users,
+        limit=settings.rate_limit_messages,
+        window=settings.rate_limit_seconds,
+    )
+
+
 class ChatCog(commands.Cog):
     """Answers messages and slash commands through the pipeline."""
 
@@ -51,10 +64,7 @@ class ChatCog(commands.Cog):
         self.bot = bot
         self.pipeline = pipeline
         self.settings = settings.discord
-        self.policy = AccessPolicy(settings.discord)
-        self.limiter = RateLimiter(
-            settings.discord.rate_limit_messages, settings.discord.rate_limit_seconds
-        )
+        self.gate = make_gate(settings.discord)
         self.responder = Responder(pipeline)
         self.started = time.monotonic()
 
@@ -114,16 +124,15 @@ class ChatCog(commands.Cog):
             message.channel,
             message.channel.id,
         )
-        if not self.policy.allows(origin):
+        if not self.gate.allows(origin):
             _log.debug("ignoring message %s: not allowed", message.id)
             return
         if await self._owner_command(message):
             return
-        retry = self.limiter.hit(message.author.id)
+        decision = self.gate.admit(message.author.id)
         reference = message.to_reference(fail_if_not_exists=False)
-        if retry is not None:
-            notice = cooldown_notice(retry, self.limiter.limit, self.limiter.window)
-            await message.channel.send(notice, reference=reference, allowed_mentions=NO_MENTIONS)
+        if decision.verdict is not Verdict.ANSWER:
+            await self._cool_down(message, decision)
             return
         key = self._message_key(message)
         writer = ReplyWriter(
@@ -136,6 +145,20 @@ class ChatCog(commands.Cog):
             await self.responder.answer(
                 key, self._prompt_text(message), writer, source_id=message.id
             )
+
+    async def _cool_down(self, message: discord.Message, decision: Decision) -> None:
+        """Tell a rate-limited user once per window; mark their later messages with a reaction."""
+        try:
+            if decision.verdict is Verdict.COOLDOWN_NOTICE:
+                notice = self.gate.cooldown_notice(decision.retry_after)
+                reference = message.to_reference(fail_if_not_exists=False)
+                await message.channel.send(
+                    notice, reference=reference, allowed_mentions=NO_MENTIONS
+                )
+            else:
+                await message.add_reaction(COOLDOWN_REACTION)
+        except DELIVERY_ERRORS as error:
+            _log.warning("could not tell %s about the cooldown: %r", message.author.id, error)
 
     @commands.Cog.listener()
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
@@ -155,7 +178,7 @@ class ChatCog(commands.Cog):
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:  # type: ignore[override]
         """Slash commands obey the allow lists; a refusal is polite and private."""
-        if self.policy.allows(self._interaction_origin(interaction)):
+        if self.gate.allows(self._interaction_origin(interaction)):
             return True
         await interaction.response.send_message(REFUSAL, ephemeral=True)
         return False
@@ -168,9 +191,10 @@ class ChatCog(commands.Cog):
         forced_tool: str | None = None,
         key: str | None = None,
     ) -> None:
-        retry = self.limiter.hit(interaction.user.id)
-        if retry is not None:
-            notice = cooldown_notice(retry, self.limiter.limit, self.limiter.window)
+        decision = self.gate.admit(interaction.user.id)
+        if decision.verdict is not Verdict.ANSWER:
+            # A private reply spends no channel budget, and an interaction must be answered.
+            notice = self.gate.cooldown_notice(decision.retry_after)
             await interaction.response.send_message(notice, ephemeral=True)
             return
         await interaction.response.defer(thinking=True)

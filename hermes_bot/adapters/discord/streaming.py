@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import discord
 
 from hermes_bot.adapters.discord.embeds import AgainHandler, JokeView, tool_embed
@@ -26,6 +27,8 @@ _log = logging.getLogger(__name__)
 
 MARK = " ▌"
 NO_MENTIONS = discord.AllowedMentions.none()
+# What a send, edit or reaction can fail with: Discord refused it, or the connection did.
+DELIVERY_ERRORS = (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError)
 
 Send = Callable[..., Awaitable[discord.Message]]
 

@@ -78,6 +78,7 @@ class FakeDiscord(RestRoutes, UserActions):
         self._ids = itertools.count(100_000)
         self._interactions: dict[str, p.Payload] = {}
         self.followups: dict[str, list[int]] = {}
+        self.reactions: dict[int, list[str]] = {}
         self._ws: web.WebSocketResponse | None = None
         self._session_id: str | None = None
         self._seq = 0

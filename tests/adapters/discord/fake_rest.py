@@ -1,4 +1,4 @@
-"""The fake Discord's REST routes: login, messages, typing, interactions, webhooks, commands."""
+"""The fake Discord's REST routes: login, messages, reactions, typing, interactions, commands."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ class RestRoutes:
     messages: dict[int, p.Payload]
     commands: dict[str, list[p.Payload]]
     followups: dict[str, list[int]]
+    reactions: dict[int, list[str]]
     _ids: itertools.count[int]
     _interactions: dict[str, p.Payload]
 
@@ -57,6 +58,9 @@ class RestRoutes:
                 return self.create_message(int(channel), body)
             case "PATCH", ["channels", _, "messages", message_id]:
                 return self._edit(int(message_id), body)
+            case "PUT", ["channels", _, "messages", message_id, "reactions", emoji, "@me"]:
+                self.reactions.setdefault(int(message_id), []).append(emoji)
+                return 204
             case "DELETE", ["channels", _, "messages", message_id]:
                 self.messages.pop(int(message_id), None)
                 return 204

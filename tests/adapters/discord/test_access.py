@@ -66,20 +66,25 @@ async def test_allowed_origins_pass_every_list(fake, start_bot):
     assert len(run.backend.requests) == 1
 
 
-async def test_too_many_messages_get_a_cooldown_notice_saying_when_to_retry(fake, start_bot):
+async def test_spam_gets_one_cooldown_notice_saying_when_to_retry_and_reactions_after(
+    fake, start_bot
+):
     run = await start_bot(["one", "two", "three"], rate_limit_messages=2, rate_limit_seconds=60)
-    for text in ("a", "b", "c"):
-        await fake.send_message(text)
-    messages = await fake.wait_for(
-        lambda: (
-            len(m := fake.bot_messages(GENERAL_ID)) == 3
-            and all("▌" not in x["content"] for x in m)
-            and m
-        )
-    )
-    [notice] = [m for m in messages if "too quickly" in m["content"]]
+    sent = [await fake.send_message(f"spam {i}") for i in range(12)]
+
+    def outcomes():
+        # Every message gets exactly one outcome: an answer, the notice, or a reaction.
+        finals = [m for m in fake.bot_messages(GENERAL_ID) if "▌" not in m["content"]]
+        marked = [m for m in sent if fake.reactions.get(int(m["id"]))]
+        return len(finals) + len(marked) == 12 and (finals, marked)
+
+    finals, marked = await fake.wait_for(outcomes)
+    [notice] = [m for m in finals if "too quickly" in m["content"]]
     seconds = int(re.search(r"Try again in (\d+) s", notice["content"]).group(1))
     assert 55 <= seconds <= 60
+    assert notice["message_reference"]["message_id"] == sent[2]["id"]
+    assert marked == sent[3:]
+    assert all(fake.reactions[int(m["id"])] == ["⏳"] for m in marked)
     assert len(run.backend.requests) == 2
     await fake.send_message("d", user_id=BOB)
     await fake.wait_for(lambda: len(run.backend.requests) == 3)

@@ -1,14 +1,12 @@
-"""Text splitting, allow lists, the rate limiter and embed limits (no sockets needed)."""
+"""Text splitting and embed limits (no sockets needed)."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hermes_bot.adapters.discord.access import AccessPolicy, Origin, RateLimiter
 from hermes_bot.adapters.discord.embeds import joke_embed, make_embed, song_embed
 from hermes_bot.adapters.discord.text import split_text, truncate
-from hermes_bot.config import DiscordSettings
 from hermes_bot.tools import Joke, SongRecommendation
 
 
@@ -41,32 +39,6 @@ def test_split_keeps_every_word_and_reopens_code_fences_with_their_language():
 def test_truncate_marks_a_cut():
     assert truncate("short", 10) == "short"
     assert truncate("x" * 300, 256) == "x" * 255 + "…"
-
-
-def test_allow_lists_must_all_match_and_threads_inherit_their_parent_channel():
-    policy = AccessPolicy(
-        DiscordSettings(allowed_guilds=[1], allowed_channels=[5], allowed_roles=[7])
-    )
-    assert policy.allows(Origin(9, 1, (6, 5), (7,)))
-    assert not policy.allows(Origin(9, 2, (5,), (7,)))
-    assert not policy.allows(Origin(9, 1, (6,), (7,)))
-    assert not policy.allows(Origin(9, 1, (5,), (8,)))
-    assert not policy.allows(Origin(9, None, (5,), ()))
-    assert AccessPolicy(DiscordSettings()).allows(Origin(9, None, (3,), ()))
-
-
-def test_rate_limiter_is_a_sliding_window_per_user():
-    now = [0.0]
-    limiter = RateLimiter(2, 10.0, clock=lambda: now[0])
-    assert limiter.hit(1) is None
-    now[0] = 4.0
-    assert limiter.hit(1) is None
-    assert limiter.hit(2) is None
-    now[0] = 6.0
-    assert limiter.hit(1) == 4.0
-    now[0] = 10.0
-    assert limiter.hit(1) is None
-    assert limiter.hit(1) == 4.0
 
 
 def test_embeds_stay_within_discord_limits_whatever_the_model_wrote():
