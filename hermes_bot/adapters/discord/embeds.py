@@ -12,7 +12,7 @@ from urllib.parse import quote_plus
 
 import discord
 
-from hermes_bot.adapters.discord.text import truncate
+from hermes_bot.adapters.text import truncate
 from hermes_bot.backend import BackendStats
 from hermes_bot.tools import BookRecommendation, Joke, SongRecommendation, Tool
 

@@ -19,13 +19,14 @@ import aiohttp
 import discord
 
 from hermes_bot.adapters.discord.embeds import AgainHandler, JokeView, tool_embed
-from hermes_bot.adapters.discord.text import MESSAGE_LIMIT, split_text
+from hermes_bot.adapters.text import split_text
 from hermes_bot.pipeline import ErrorReply, Reply, TextReply, ToolReply
 from hermes_bot.tools import Joke
 
 _log = logging.getLogger(__name__)
 
 MARK = " ▌"
+MESSAGE_LIMIT = 2000
 NO_MENTIONS = discord.AllowedMentions.none()
 # What a send, edit or reaction can fail with: Discord refused it, or the connection did.
 DELIVERY_ERRORS = (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError)
@@ -107,7 +108,7 @@ class ReplyWriter:
         """Stop streaming and leave ``notice`` after whatever was shown."""
         await self._stop_streaming()
         text = f"{self._latest.strip()}\n\n*{notice}*" if self._latest.strip() else notice
-        await self._render([Part(chunk) for chunk in split_text(text)], trim=True)
+        await self._render([Part(chunk) for chunk in split_text(text, MESSAGE_LIMIT)], trim=True)
 
     async def withdraw(self) -> None:
         """Stop streaming and delete whatever was shown."""
@@ -117,10 +118,10 @@ class ReplyWriter:
     def _parts(self, reply: Reply) -> list[Part]:
         match reply:
             case TextReply(text=text):
-                parts = [Part(chunk) for chunk in split_text(text)]
+                parts = [Part(chunk) for chunk in split_text(text, MESSAGE_LIMIT)]
                 return parts or [Part("…")]
             case ToolReply(tools=tools, text=text):
-                parts = [Part(chunk) for chunk in split_text(text)]
+                parts = [Part(chunk) for chunk in split_text(text, MESSAGE_LIMIT)]
                 for tool in tools:
                     view = (
                         JokeView(self._on_again)
@@ -133,7 +134,7 @@ class ReplyWriter:
                         parts.append(Part(None, tool_embed(tool), view))
                 return parts
             case ErrorReply(message=message):
-                return [Part(chunk) for chunk in split_text(f"⚠️ {message}")]
+                return [Part(chunk) for chunk in split_text(f"⚠️ {message}", MESSAGE_LIMIT)]
         raise TypeError(f"unknown reply {reply!r}")
 
     async def _render(self, parts: list[Part], *, trim: bool) -> None:

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hermes_bot.adapters.discord.embeds import joke_embed, make_embed, song_embed
-from hermes_bot.adapters.discord.text import split_text, truncate
+from hermes_bot.adapters.text import split_text, truncate
 from hermes_bot.tools import Joke, SongRecommendation
 
 
@@ -28,7 +28,7 @@ def test_split_chunks_are_non_empty_within_the_limit_with_balanced_fences(text, 
 def test_split_keeps_every_word_and_reopens_code_fences_with_their_language():
     code = "\n".join(f"print({i})" for i in range(400))
     text = f"Intro words here.\n```python\n{code}\n```\nOutro words here."
-    chunks = split_text(text)
+    chunks = split_text(text, 2000)
     assert len(chunks) >= 2
     assert chunks[0].endswith("```") and chunks[1].startswith("```python\n")
     joined = "\n".join(chunks)

@@ -1,4 +1,4 @@
-"""Plain-text helpers: safe truncation and splitting under Discord's 2000-character limit.
+"""Plain-text helpers shared by the adapters: safe truncation, and splitting under a limit.
 
 Splitting never breaks a code block: a chunk that ends inside a fence closes it,
 and the next chunk reopens it with the same language tag.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 
-MESSAGE_LIMIT = 2000
 FENCE = "```"
 _CLOSE = "\n" + FENCE
 _LANGUAGE = re.compile(r"[\w+#.-]{0,20}")
@@ -60,7 +59,7 @@ def _close(body: str, fence: str | None) -> str:
     return body + _CLOSE if fence is not None else body
 
 
-def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+def split_text(text: str, limit: int) -> list[str]:
     """Chunks of ``text``, each at most ``limit`` characters and never empty."""
     text = text.strip()
     if len(text) <= limit:
