@@ -1,6 +1,7 @@
 """Settings: config.toml, then environment overrides (``HERMES_BOT_`` prefix, ``__`` nesting).
 
-``DISCORD_TOKEN`` is honoured too. Unknown keys are errors that name the key.
+``DISCORD_TOKEN``, ``SLACK_BOT_TOKEN`` and ``SLACK_APP_TOKEN`` are honoured too. Unknown
+keys are errors that name the key.
 Nothing is read at import time: call :func:`load_settings`.
 """
 
@@ -79,6 +80,19 @@ class DiscordSettings(Section):
     sync_commands_on_start: bool = False
 
 
+class SlackSettings(Section):
+    bot_token: SecretStr | None = None
+    app_token: SecretStr | None = None
+    api_base_url: str = "https://slack.com/api/"
+    allowed_workspaces: list[str] = []
+    allowed_channels: list[str] = []
+    allowed_users: list[str] = []
+    rate_limit_messages: int = Field(5, ge=1)
+    rate_limit_seconds: float = Field(30.0, gt=0)
+    stream_update_interval: float = Field(1.0, ge=0.1)
+    ping_interval: float = Field(10.0, gt=0)
+
+
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -95,6 +109,7 @@ class Settings(BaseSettings):
     executor: ExecutorSettings = ExecutorSettings()
     chat: ChatSettings = ChatSettings()
     discord: DiscordSettings = DiscordSettings()
+    slack: SlackSettings = SlackSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod
@@ -146,6 +161,9 @@ def load_settings(path: str | Path | None = None, *, required: bool = False) -> 
     token = os.environ.get("DISCORD_TOKEN")
     if token:
         data = _merge(data, {"discord": {"token": token}})
+    for variable, key in (("SLACK_BOT_TOKEN", "bot_token"), ("SLACK_APP_TOKEN", "app_token")):
+        if os.environ.get(variable):
+            data = _merge(data, {"slack": {key: os.environ[variable]}})
     try:
         return Settings(**data)
     except ValidationError as error:

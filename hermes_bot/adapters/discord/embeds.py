@@ -12,6 +12,7 @@ from urllib.parse import quote_plus
 
 import discord
 
+from hermes_bot.adapters.status import status_fields
 from hermes_bot.adapters.text import truncate
 from hermes_bot.backend import BackendStats
 from hermes_bot.tools import BookRecommendation, Joke, SongRecommendation, Tool
@@ -137,27 +138,6 @@ class JokeView(discord.ui.View):
         await self._on_again(interaction)
 
 
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    parts = [f"{days}d"] if days else []
-    parts += [f"{hours}h"] if days or hours else []
-    return " ".join([*parts, f"{minutes}m", f"{secs}s"])
-
-
 def status_embed(stats: BackendStats, uptime: float, history: int) -> discord.Embed:
     """The /status card."""
-    return make_embed(
-        "📊 Status",
-        "",
-        [
-            ("Model", stats.model),
-            ("Device", stats.device),
-            ("Queue", f"{stats.queue_depth} waiting · {stats.running} running"),
-            ("Speed", f"{stats.tokens_per_second:.1f} tokens/s"),
-            ("Latency", f"p50 {stats.latency_p50_ms:.0f} ms · p95 {stats.latency_p95_ms:.0f} ms"),
-            ("Uptime", _duration(uptime)),
-            ("This conversation", f"{history} messages remembered"),
-        ],
-    )
+    return make_embed("📊 Status", "", status_fields(stats, uptime, history))

@@ -191,7 +191,7 @@ class FakeSlack(WebApi, UserActions):
             async for msg in ws:
                 if msg.type is not WSMsgType.TEXT:
                     break
-                self._ack(json.loads(msg.data))
+                await self._ack(json.loads(msg.data))
         finally:
             conn.closed = True
             for delivery in self.deliveries:
@@ -286,7 +286,8 @@ class FakeSlack(WebApi, UserActions):
         )
         return self.deliveries[-1]
 
-    def _ack(self, frame: Payload) -> None:
+    async def _ack(self, frame: Payload) -> None:
+        """An ack; a slash command's ack may carry a reply (shown to the user only by default)."""
         found = [d for d in self.deliveries if d.envelope_id == frame.get("envelope_id")]
         if not found or found[0].acked_at is not None:
             return
@@ -295,6 +296,10 @@ class FakeSlack(WebApi, UserActions):
         delivery.response = frame.get("payload")
         if delivery.timer is not None:
             delivery.timer.cancel()
+        reply = delivery.response or {}
+        if delivery.kind == "slash_commands" and (reply.get("text") or reply.get("blocks")):
+            token = delivery.payload["response_url"].rsplit("/", 1)[1]
+            await self.respond(token, reply)
 
     async def request_refresh(self, reason: str = "refresh_requested") -> Connection:
         """Send ``disconnect`` and wait for the client to open a new connection."""

@@ -170,6 +170,16 @@ class WebApi:
         self.ephemerals.append({**args, "ts": ts})
         return {"ok": True, "message_ts": ts}
 
+    async def _reactions_add(self, args: Payload) -> Payload:
+        message = self.messages.get((args.get("channel", ""), args.get("timestamp", "")))
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        reactions = message.setdefault("reactions", [])
+        if args.get("name") in reactions:
+            return {"ok": False, "error": "already_reacted"}
+        reactions.append(args.get("name"))
+        return {"ok": True}
+
     # -- response URLs (slash commands and buttons) -----------------------------------------
 
     async def respond(self, token: str, body: Payload) -> tuple[int, Payload]:
@@ -204,4 +214,5 @@ _METHODS: dict[str, Callable[[WebApi, Payload], Awaitable[Payload]]] = {
     "chat.update": WebApi._update,
     "chat.delete": WebApi._delete,
     "chat.postEphemeral": WebApi._post_ephemeral,
+    "reactions.add": WebApi._reactions_add,
 }

@@ -1,0 +1,154 @@
+"""Slash commands and the joke card's buttons.
+
+Every command is acked at once (Slack allows 3 s): refusals, usage, cooldowns,
+``/reset`` and ``/status`` ride on the ack, which Slack shows only to the user;
+``/joke``, ``/song``, ``/book`` and ``/chat`` are then answered in the channel,
+streamed like any answer (or through the response URL where the bot may not post).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from hermes_bot.adapters.gate import Origin, Verdict
+from hermes_bot.adapters.slack.blocks import JOKE_AGAIN, JOKE_SHOW, reply_messages
+from hermes_bot.adapters.slack.commands import (
+    ANOTHER_JOKE,
+    COMMANDS,
+    REFUSAL,
+    RESET_NOTICE,
+    Command,
+    build_command,
+    conversation_key,
+)
+from hermes_bot.adapters.slack.mrkdwn import escape
+from hermes_bot.adapters.slack.streaming import DELIVERY_ERRORS, SlackReplyWriter
+
+if TYPE_CHECKING:
+    from slack_bolt.app.async_app import AsyncApp
+
+    from hermes_bot.adapters.slack.app import SlackBot
+
+_log = logging.getLogger(__name__)
+
+
+class Interactions:
+    """The bot's slash commands and buttons."""
+
+    def __init__(self, bot: SlackBot) -> None:
+        self.bot = bot
+
+    def register(self, app: AsyncApp) -> None:
+        for name in COMMANDS:
+            app.command(f"/{name}")(self.on_command)
+        app.action(JOKE_SHOW)(self.on_show_answer)
+        app.action(JOKE_AGAIN)(self.on_another_joke)
+
+    def _refusal(self, origin: Origin) -> str | None:
+        """Why ``origin`` is not answered now (allow lists, then the rate limit), or None."""
+        gate = self.bot.gate
+        if not gate.allows(origin):
+            return REFUSAL
+        decision = gate.admit(origin.user)
+        if decision.verdict is Verdict.ANSWER:
+            return None
+        return gate.cooldown_notice(decision.retry_after)
+
+    async def on_command(
+        self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        """``/joke``, ``/song``, ``/book``, ``/chat``, ``/reset``, ``/status``."""
+        name = command["command"].lstrip("/")
+        parsed = build_command(name, command.get("text", ""))
+        team, channel, user = command["team_id"], command["channel_id"], command["user_id"]
+        origin = Origin(user, team, (channel,))
+        key = conversation_key(team, channel, None, dm=channel.startswith("D"))
+        if parsed is None or parsed.usage is not None:
+            await ack(text=parsed.usage if parsed else f"Unknown command /{name}.")
+            return
+        if not self.bot.gate.allows(origin):
+            await ack(text=REFUSAL)
+            return
+        if name == "reset":
+            self.bot.pipeline.reset(key)
+            await ack(text=RESET_NOTICE)
+            return
+        if name == "status":
+            status = self.bot.status(key)
+            await ack(text=status.text, blocks=status.blocks)
+            return
+        refusal = self._refusal(origin)
+        if refusal is not None:
+            await ack(text=refusal)
+            return
+        await ack()
+        asked = escape(f"/{name} {command.get('text', '')}".strip())
+        preamble = f"*{asked}* · asked by {escape(command.get('user_name', 'someone'))}"
+        await self._answer(parsed, key, channel, None, respond, preamble=preamble)
+
+    async def _answer(
+        self,
+        command: Command,
+        key: str,
+        channel: str,
+        thread_ts: str | None,
+        respond: AsyncRespond,
+        *,
+        preamble: str | None = None,
+    ) -> None:
+        writer = SlackReplyWriter(
+            self.bot.client,
+            channel,
+            thread_ts,
+            interval=self.bot.settings.stream_update_interval,
+            preamble=preamble,
+        )
+        reply = await self.bot.responder.answer(
+            key, command.prompt, writer, forced_tool=command.forced_tool
+        )
+        if reply is not None or writer.timestamps:
+            return
+        # The bot may not post here (not a member, someone else's DM): use the response URL.
+        _log.info("answering /%s in %s through its response URL", command.name, channel)
+        reply = await self.bot.pipeline.respond(
+            key, command.prompt, forced_tool=command.forced_tool
+        )
+        for message in reply_messages(reply):
+            try:
+                await respond(
+                    response_type="in_channel", replace_original=False, **message.payload()
+                )
+            except DELIVERY_ERRORS as error:
+                _log.error("could not answer /%s in %s: %r", command.name, channel, error)
+                return
+
+    async def on_show_answer(
+        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        """ "Show answer": the punchline, only to whoever clicked."""
+        await ack()
+        answer = body["actions"][0].get("value", "")
+        await respond(
+            text=f"*Answer:* {escape(answer)}", response_type="ephemeral", replace_original=False
+        )
+
+    async def on_another_joke(
+        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        """ "Another one": a new joke in the same conversation, under the same card."""
+        await ack()
+        container = body.get("container", {})
+        channel = container.get("channel_id") or body["channel"]["id"]
+        thread_ts = container.get("thread_ts")
+        team, user = body["team"]["id"], body["user"]["id"]
+        refusal = self._refusal(Origin(user, team, (channel,)))
+        if refusal is not None:
+            await respond(text=refusal, response_type="ephemeral", replace_original=False)
+            return
+        key = conversation_key(team, channel, thread_ts, dm=channel.startswith("D"))
+        command = Command("joke", ANOTHER_JOKE, "Joke")
+        await self._answer(command, key, channel, thread_ts, respond)

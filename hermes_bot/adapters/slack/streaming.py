@@ -1,0 +1,147 @@
+"""Writes one reply into Slack: a placeholder at once, throttled ``chat.update``, final blocks.
+
+While the model writes, the visible text (the pipeline already holds back call
+markup) replaces the placeholder with a "still writing" mark, at most once per
+interval. Text past one message's limits continues in more messages of the
+same thread. The final render swaps in the reply's blocks and deletes any
+surplus message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from hermes_bot.adapters.slack.blocks import (
+    MAX_BLOCKS,
+    Block,
+    SlackMessage,
+    context,
+    notice_message,
+    reply_messages,
+    text_messages,
+)
+from hermes_bot.pipeline import Reply
+
+_log = logging.getLogger(__name__)
+
+MARK = " ▌"
+PLACEHOLDER = "_✍️ thinking…_"
+DELIVERY_ERRORS = (SlackClientError, aiohttp.ClientError, TimeoutError)
+
+
+class SlackReplyWriter:
+    """Renders one reply into messages in ``channel`` (in the thread ``thread_ts`` if given).
+
+    ``preamble`` (mrkdwn) heads the first message, e.g. which slash command was run.
+    """
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        thread_ts: str | None,
+        *,
+        interval: float,
+        preamble: str | None = None,
+    ) -> None:
+        self._client = client
+        self.channel = channel
+        self.thread_ts = thread_ts
+        self._interval = interval
+        self._preamble: Block | None = context(preamble) if preamble else None
+        self.timestamps: list[str] = []
+        self._shown: list[dict[str, Any]] = []
+        self._latest = ""
+        self._dirty = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Show the working state at once (a placeholder message)."""
+        await self._render([notice_message(PLACEHOLDER)], trim=False)
+
+    async def on_text(self, visible: str) -> None:
+        """The pipeline's streaming callback: remember the text; the flusher shows it."""
+        self._latest = visible
+        if self._stop.is_set():
+            return
+        self._dirty.set()
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_loop(), name="slack-stream")
+
+    async def _flush_loop(self) -> None:
+        while not self._stop.is_set():
+            await self._dirty.wait()
+            if self._stop.is_set():
+                return
+            self._dirty.clear()
+            if self._latest.strip():
+                try:
+                    await self._render(text_messages(self._latest, mark=MARK), trim=False)
+                except DELIVERY_ERRORS as error:
+                    _log.warning("streaming update failed: %r", error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._interval)
+
+    async def _stop_streaming(self) -> None:
+        self._stop.set()
+        self._dirty.set()
+        if self._flusher is not None:
+            await self._flusher
+
+    async def finish(self, reply: Reply) -> list[str]:
+        """Show the final reply; returns the timestamps of the messages it occupies."""
+        await self._stop_streaming()
+        await self._render(reply_messages(reply), trim=True)
+        return list(self.timestamps)
+
+    async def abort(self, notice: str) -> None:
+        """Stop streaming and leave ``notice`` after whatever was shown."""
+        await self._stop_streaming()
+        shown = self._latest.strip()
+        messages = text_messages(shown) if shown else []
+        if messages and len(messages[-1].blocks) < MAX_BLOCKS - 1:
+            messages[-1].blocks.append(context(f"_{notice}_"))
+        else:
+            messages.append(notice_message(f"_{notice}_"))
+        await self._render(messages, trim=True)
+
+    async def withdraw(self) -> None:
+        """Stop streaming and delete whatever was shown."""
+        await self._stop_streaming()
+        await self._render([], trim=True)
+
+    async def _render(self, messages: list[SlackMessage], *, trim: bool) -> None:
+        """Make the messages look like ``messages``: update what changed, post what is missing."""
+        async with self._lock:
+            for index, message in enumerate(messages):
+                payload = message.payload()
+                if index == 0 and self._preamble is not None:
+                    payload["blocks"] = [self._preamble, *payload["blocks"]]
+                if index < len(self.timestamps):
+                    if self._shown[index] != payload:
+                        await self._client.chat_update(
+                            channel=self.channel, ts=self.timestamps[index], **payload
+                        )
+                        self._shown[index] = payload
+                    continue
+                posted = await self._client.chat_postMessage(
+                    channel=self.channel, thread_ts=self.thread_ts, **payload
+                )
+                self.timestamps.append(posted["ts"])
+                self._shown.append(payload)
+            while trim and len(self.timestamps) > len(messages):
+                ts = self.timestamps.pop()
+                self._shown.pop()
+                try:
+                    await self._client.chat_delete(channel=self.channel, ts=ts)
+                except DELIVERY_ERRORS as error:
+                    _log.warning("could not delete a surplus message: %r", error)

@@ -1,0 +1,28 @@
+"""The /status numbers as labelled values, shared by every platform's status card."""
+
+from __future__ import annotations
+
+from hermes_bot.backend import BackendStats
+
+
+def duration(seconds: float) -> str:
+    """``1d 2h 3m 4s`` style, leading zero units left out."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    parts = [f"{days}d"] if days else []
+    parts += [f"{hours}h"] if days or hours else []
+    return " ".join([*parts, f"{minutes}m", f"{secs}s"])
+
+
+def status_fields(stats: BackendStats, uptime: float, history: int) -> list[tuple[str, str]]:
+    """(label, value) pairs: model, device, queue, speed, latency, uptime, conversation."""
+    return [
+        ("Model", stats.model),
+        ("Device", stats.device),
+        ("Queue", f"{stats.queue_depth} waiting · {stats.running} running"),
+        ("Speed", f"{stats.tokens_per_second:.1f} tokens/s"),
+        ("Latency", f"p50 {stats.latency_p50_ms:.0f} ms · p95 {stats.latency_p95_ms:.0f} ms"),
+        ("Uptime", duration(uptime)),
+        ("This conversation", f"{history} messages remembered"),
+    ]
