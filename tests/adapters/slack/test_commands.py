@@ -37,7 +37,9 @@ async def test_slash_joke_is_acked_before_the_model_answers_then_shown_as_a_card
     await fake.slash("/joke")
     await fake.wait_for(lambda: fake.acks("slash_commands"))  # while the model is held
     backend.release.set()
-    card = (await fake.wait_for(lambda: [m for m in fake.bot_messages(GENERAL) if "joke" in m["text"]]))[0]
+    card = (
+        await fake.wait_for(lambda: [m for m in fake.bot_messages(GENERAL) if "joke" in m["text"]])
+    )[0]
     assert "thread_ts" not in card  # in the channel
     assert "Why did the GPU cross the road?" in _card_texts(card)
     assert "other batch" not in _card_texts(card)  # the answer hides behind a button
@@ -50,12 +52,16 @@ async def test_show_answer_is_private_and_another_one_adds_a_joke(fake, start_bo
     another = call("Joke", setup="What is a pirate's favourite letter?", answer="The C.")
     running = await start_bot([JOKE, another])
     await fake.slash("/joke")
-    card = (await fake.wait_for(lambda: [m for m in fake.bot_messages(GENERAL) if "joke" in m["text"]]))[0]
+    card = (
+        await fake.wait_for(lambda: [m for m in fake.bot_messages(GENERAL) if "joke" in m["text"]])
+    )[0]
     await fake.click(card, JOKE_SHOW, user=BOB)
     shown = await fake.wait_for(lambda: fake.ephemerals_for(BOB))
     assert "To get to the other batch." in shown[0]["text"]
     await fake.click(card, JOKE_AGAIN)
-    await fake.wait_for(lambda: len([m for m in fake.bot_messages(GENERAL) if "joke" in m["text"]]) == 2)
+    await fake.wait_for(
+        lambda: len([m for m in fake.bot_messages(GENERAL) if "joke" in m["text"]]) == 2
+    )
     assert "pirate" in _card_texts(fake.bot_messages(GENERAL)[-1])
     assert "Why did the GPU" in running.backend.requests[1].prompt  # same conversation
 
@@ -63,9 +69,17 @@ async def test_show_answer_is_private_and_another_one_adds_a_joke(fake, start_bo
 async def test_song_and_book_cards_link_to_searches(fake, start_bot):
     await start_bot([SONG, BOOK])
     await fake.slash("/song", "synthwave")
-    await fake.wait_for(lambda: len(fake.bot_messages(GENERAL)) == 1 and "song" in fake.bot_messages(GENERAL)[0]["text"])
+    await fake.wait_for(
+        lambda: (
+            len(fake.bot_messages(GENERAL)) == 1 and "song" in fake.bot_messages(GENERAL)[0]["text"]
+        )
+    )
     await fake.slash("/book", "space opera")
-    await fake.wait_for(lambda: len(fake.bot_messages(GENERAL)) == 2 and "book" in fake.bot_messages(GENERAL)[1]["text"])
+    await fake.wait_for(
+        lambda: (
+            len(fake.bot_messages(GENERAL)) == 2 and "book" in fake.bot_messages(GENERAL)[1]["text"]
+        )
+    )
     song, book = fake.bot_messages(GENERAL)
     assert "Nightcall - Kavinsky" in _card_texts(song) and "synthwave" in _card_texts(song)
     assert "open.spotify.com/search/Nightcall+-+Kavinsky" in _card_texts(song)
@@ -76,10 +90,17 @@ async def test_usage_refusals_reset_and_status_are_private_on_the_ack(fake, star
     running = await start_bot(["hello there"])
     await fake.slash("/song", "")
     await fake.slash("/chat", "hi", channel=dm_channel(ALICE))
-    await fake.wait_for(lambda: fake.bot_messages(dm_channel(ALICE)) and "hello" in fake.bot_messages(dm_channel(ALICE))[0]["text"])
+    await fake.wait_for(
+        lambda: (
+            fake.bot_messages(dm_channel(ALICE))
+            and "hello" in fake.bot_messages(dm_channel(ALICE))[0]["text"]
+        )
+    )
     await fake.slash("/status", channel=dm_channel(ALICE))
     await fake.slash("/reset", channel=dm_channel(ALICE))
-    notes = await fake.wait_for(lambda: len(fake.ephemerals_for(ALICE)) == 3 and fake.ephemerals_for(ALICE))
+    notes = await fake.wait_for(
+        lambda: len(fake.ephemerals_for(ALICE)) == 3 and fake.ephemerals_for(ALICE)
+    )
     assert "Usage: `/song <your interest>`" in notes[0]["text"]
     status_fields = " ".join(f["text"] for f in notes[1]["blocks"][1]["fields"])
     assert "scripted" in status_fields and "2 messages remembered" in status_fields

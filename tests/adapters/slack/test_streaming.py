@@ -10,12 +10,19 @@ from tests.adapters.slack.fake_slack import GENERAL
 
 
 def _shown(fake, ts):
-    return " ".join(b["text"]["text"] for m in fake.bot_messages(GENERAL, ts) for b in m["blocks"] if b["type"] == "section")
+    return " ".join(
+        b["text"]["text"]
+        for m in fake.bot_messages(GENERAL, ts)
+        for b in m["blocks"]
+        if b["type"] == "section"
+    )
 
 
 async def test_the_answer_streams_into_the_placeholder_and_holds_back_call_markup(fake, start_bot):
     text = "Let me think about that for a moment. " * 6
-    await start_bot([text + call("Joke", setup="Knock knock", answer="Who's there?")], delay=1.0, chunk=20)
+    await start_bot(
+        [text + call("Joke", setup="Knock knock", answer="Who's there?")], delay=1.0, chunk=20
+    )
     sent = await fake.post("joke please", mention=True)
     await fake.wait_for(lambda: "Here's a joke" in str(fake.bot_messages(GENERAL, sent["ts"])))
     posts, updates = fake.api("chat.postMessage"), fake.api("chat.update")
@@ -32,7 +39,9 @@ async def test_a_5000_character_answer_is_split_into_sections_under_slacks_limit
     assert len(long) > 5000
     await start_bot([long])
     sent = await fake.post("write a lot", mention=True)
-    await fake.wait_for(lambda: "Paragraph 19" in _shown(fake, sent["ts"]) and "▌" not in _shown(fake, sent["ts"]))
+    await fake.wait_for(
+        lambda: "Paragraph 19" in _shown(fake, sent["ts"]) and "▌" not in _shown(fake, sent["ts"])
+    )
     messages = fake.bot_messages(GENERAL, sent["ts"])
     sections = [b["text"]["text"] for m in messages for b in m["blocks"]]
     assert len(sections) >= 2 and all(len(s) <= SECTION_LIMIT for s in sections)
@@ -45,7 +54,9 @@ async def test_a_huge_answer_continues_in_more_messages(fake, start_bot):
     huge = " ".join(f"w{i}" for i in range(12_000))  # about 70,000 characters
     await start_bot([huge], chunk=2000, stream_update_interval=5.0)
     sent = await fake.post("more", mention=True)
-    await fake.wait_for(lambda: "w11999" in _shown(fake, sent["ts"]) and "▌" not in _shown(fake, sent["ts"]))
+    await fake.wait_for(
+        lambda: "w11999" in _shown(fake, sent["ts"]) and "▌" not in _shown(fake, sent["ts"])
+    )
     messages = fake.bot_messages(GENERAL, sent["ts"])
     assert len(messages) >= 3
     # Throttled: one streamed update within the 5 s interval, then the final render.
@@ -59,7 +70,9 @@ async def test_hostile_model_text_pings_nobody(fake, start_bot):
     joke = call("Joke", setup="<!here> wake up", answer="<@U0BOB> <!channel>")
     await start_bot([hostile, joke])
     sent = await fake.post("say it", mention=True)
-    await fake.wait_for(lambda: "everyone" in _shown(fake, sent["ts"]) and "▌" not in _shown(fake, sent["ts"]))
+    await fake.wait_for(
+        lambda: "everyone" in _shown(fake, sent["ts"]) and "▌" not in _shown(fake, sent["ts"])
+    )
     await fake.slash("/joke")
     await fake.wait_for(lambda: any("joke" in m["text"] for m in fake.bot_messages(GENERAL)))
     for call_ in fake.api("chat.postMessage") + fake.api("chat.update"):
@@ -67,7 +80,10 @@ async def test_hostile_model_text_pings_nobody(fake, start_bot):
 
 
 def test_markdown_becomes_mrkdwn():
-    assert to_mrkdwn("**bold** and *it* and __b__ and ~~gone~~") == "*bold* and _it_ and *b* and ~gone~"
+    assert (
+        to_mrkdwn("**bold** and *it* and __b__ and ~~gone~~")
+        == "*bold* and _it_ and *b* and ~gone~"
+    )
     assert to_mrkdwn("# Title\n- one\n* two") == "*Title*\n• one\n• two"
     assert to_mrkdwn("see [docs](https://x.example/a?b=1&c=2) or https://y.example.") == (
         "see <https://x.example/a?b=1&amp;c=2|docs> or <https://y.example>."
