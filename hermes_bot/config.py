@@ -1,24 +1,38 @@
-"""Settings: config.toml, then environment overrides (``HERMES_BOT_`` prefix, ``__`` nesting).
+"""Settings: the config file, then environment overrides, then command-line options.
 
-``DISCORD_TOKEN``, ``SLACK_BOT_TOKEN`` and ``SLACK_APP_TOKEN`` are honoured too. Unknown
-keys are errors that name the key.
-Nothing is read at import time: call :func:`load_settings`.
+Environment variables are ``HERMES_BOT_<SECTION>__<KEY>`` (``DISCORD_TOKEN``,
+``SLACK_BOT_TOKEN`` and ``SLACK_APP_TOKEN`` are honoured too: config_sources.TOKEN_VARIABLES). The file is ``--config PATH``, else ``./config.toml``, else
+``config.toml`` in the user config directory (config_sources.user_config_dir).
+The whole configuration is validated at start-up: unknown keys and variables,
+invalid values and impossible combinations are errors that name the key and
+where its value came from. Nothing is read at import time: call :func:`load_settings`.
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 
 from hermes_bot.backend import GenerationParams
+from hermes_bot.config_sources import Layers, add_environment, describe, read_file
 from hermes_bot.errors import ConfigError
 
 DEFAULT_MODEL = "teknium/OpenHermes-2.5-Mistral-7B"
+
+
+def _folded(case: Callable[[str], str]) -> BeforeValidator:
+    return BeforeValidator(lambda value: case(value.strip()) if isinstance(value, str) else value)
+
+
+# Choices are matched case-insensitively: Annotated[Literal["a", "b"], Lower].
+Lower = _folded(str.lower)
+Upper = _folded(str.upper)
+# Tokens a prompt needs at least: the system prompt with the function schemas and a message.
+MIN_PROMPT_TOKENS = 512
 
 
 class Section(BaseModel):
@@ -27,13 +41,15 @@ class Section(BaseModel):
 
 class ModelSettings(Section):
     id: str = DEFAULT_MODEL
-    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
-    device: Literal["auto", "cuda", "cpu", "mps"] = "auto"
+    dtype: Annotated[Literal["auto", "float16", "bfloat16", "float32"], Lower] = "auto"
+    device: Annotated[Literal["auto", "cuda", "cpu", "mps"], Lower] = "auto"
     device_map: str | None = "auto"
-    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = None
-    quantization: Literal["none", "4bit", "8bit"] = "none"
+    attn_implementation: Annotated[Literal["sdpa", "eager", "flash_attention_2"] | None, Lower] = (
+        None
+    )
+    quantization: Annotated[Literal["none", "4bit", "8bit"], Lower] = "none"
     context_window: int = Field(4096, ge=256)
-    dialect: Literal["auto", "functioncall", "tool_call"] = "auto"
+    dialect: Annotated[Literal["auto", "functioncall", "tool_call"], Lower] = "auto"
 
 
 class GenerationSettings(Section):
@@ -59,7 +75,7 @@ class ChatSettings(Section):
     max_message_chars: int = Field(4000, ge=1)
     history_turns: int = Field(20, ge=0)
     corrective_retries: int = Field(1, ge=0)
-    constraint: Literal["off", "auto"] = "off"
+    constraint: Annotated[Literal["off", "auto"], Lower] = "off"
     system_prompt: str = ""
 
 
@@ -94,15 +110,13 @@ class SlackSettings(Section):
 
 
 class LoggingSettings(Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], Upper] = "INFO"
+    # Unset: stderr, except in the console, which logs to <user log dir>/console.log.
+    file: Path | None = None
 
 
-class Settings(BaseSettings):
-    """All of hermes-bot's settings."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="HERMES_BOT_", env_nested_delimiter="__", extra="forbid"
-    )
+class Settings(Section):
+    """All of hermes-bot's settings (one section per table of config.toml)."""
 
     model: ModelSettings = ModelSettings()
     generation: GenerationSettings = GenerationSettings()
@@ -112,59 +126,82 @@ class Settings(BaseSettings):
     slack: SlackSettings = SlackSettings()
     logging: LoggingSettings = LoggingSettings()
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment first (wins), then what load_settings read from the file.
-        return env_settings, init_settings
+
+# Checks of the configuration as a whole: each yields (the keys involved, what is wrong).
+Problem = tuple[tuple[str, ...], str]
+COMBINATION_CHECKS: list[Callable[[Settings], Iterator[Problem]]] = []
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+def combination_check(
+    check: Callable[[Settings], Iterator[Problem]],
+) -> Callable[[Settings], Iterator[Problem]]:
+    """Register a check of settings that are valid alone but impossible together."""
+    COMBINATION_CHECKS.append(check)
+    return check
 
 
-def _describe(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"])
-        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
-        lines.append(f"  {where}: {message}")
-    return "\n".join(lines)
-
-
-def load_settings(path: str | Path | None = None, *, required: bool = False) -> Settings:
-    """Read ``path`` (defaults when absent unless ``required``) and apply env overrides."""
-    path = Path(path or "config.toml")
-    data: dict[str, Any] = {}
-    if path.is_file():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-            raise ConfigError(f"cannot read config file {path}: {error}") from None
-    elif required:
-        raise ConfigError(
-            f"config file {path} does not exist; copy config.example.toml to {path} "
-            "or drop --config to use the defaults"
+@combination_check
+def _prompt_fits(settings: Settings) -> Iterator[Problem]:
+    window, answer = settings.model.context_window, settings.generation.max_new_tokens
+    if window - answer < MIN_PROMPT_TOKENS:
+        yield (
+            ("generation.max_new_tokens", "model.context_window"),
+            f"an answer of up to {answer} tokens leaves {max(window - answer, 0)} of the "
+            f"{window}-token context window for the prompt, which needs at least "
+            f"{MIN_PROMPT_TOKENS}; lower generation.max_new_tokens to at most "
+            f"{window - MIN_PROMPT_TOKENS} or raise model.context_window",
         )
-    token = os.environ.get("DISCORD_TOKEN")
-    if token:
-        data = _merge(data, {"discord": {"token": token}})
-    for variable, key in (("SLACK_BOT_TOKEN", "bot_token"), ("SLACK_APP_TOKEN", "app_token")):
-        if os.environ.get(variable):
-            data = _merge(data, {"slack": {key: os.environ[variable]}})
+
+
+@combination_check
+def _quantization_device(settings: Settings) -> Iterator[Problem]:
+    model = settings.model
+    if model.quantization != "none" and model.device in ("cpu", "mps"):
+        yield (
+            ("model.quantization", "model.device"),
+            f"quantization {model.quantization!r} needs a CUDA GPU but the device is "
+            f"{model.device!r}; set model.quantization = 'none' or model.device = 'cuda'",
+        )
+
+
+def _combination_errors(settings: Settings, layers: Layers) -> list[str]:
+    lines = []
+    for check in COMBINATION_CHECKS:
+        for keys, message in check(settings):
+            sources = "; ".join(f"{key}: {layers.origin(key.split('.'))}" for key in keys)
+            lines.append(f"{' + '.join(keys)}: {message} ({sources})")
+    return lines
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    required: bool = False,
+    overrides: Mapping[str, tuple[str, Any]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read ``path`` (defaults when absent unless ``required``), then the environment, then
+    ``overrides`` ({"model.id": ("--model", value)}); ConfigError lists every problem."""
+    layers = Layers()
+    if path is not None:
+        path = Path(path)
+        if path.is_file():
+            layers.add_tree(read_file(path), f"config file {path}")
+        elif required:
+            raise ConfigError(
+                f"config file {path} does not exist; copy config.example.toml to {path} "
+                "or drop --config to use the defaults"
+            )
+    add_environment(layers, Settings, os.environ if environ is None else environ)
+    for key, (option, value) in (overrides or {}).items():
+        if value is not None:
+            layers.set(tuple(key.split(".")), value, f"option {option}")
     try:
-        return Settings(**data)
+        settings = Settings.model_validate(layers.data)
     except ValidationError as error:
-        raise ConfigError(f"invalid configuration in {path}:\n{_describe(error)}") from None
+        lines = list(describe(error, layers))
+    else:
+        lines = _combination_errors(settings, layers)
+    if lines:
+        raise ConfigError("invalid configuration:\n" + "\n".join(f"  {line}" for line in lines))
+    return settings

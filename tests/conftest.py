@@ -21,6 +21,14 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def hub_layout_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model in the real hub repository's layout (no tokenizer.json, sharded .bin)."""
+    from tests.tiny_model import build_hub_layout_model
+
+    return build_hub_layout_model(tmp_path_factory.mktemp("hub-openhermes"))
+
+
+@pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_model_dir: Path):
     from transformers import AutoTokenizer
 

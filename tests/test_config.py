@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hermes_bot.config import Settings, load_settings
+from hermes_bot.config_sources import find_config_file
 from hermes_bot.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"
@@ -51,7 +52,7 @@ def test_misspelt_key_is_named(tmp_path: Path) -> None:
     path.write_text("[model]\nmodel_id = 'x'\n[chat]\nmax_mesage_chars = 5\n")
     with pytest.raises(ConfigError) as caught:
         load_settings(path)
-    assert "model.model_id: unknown key" in str(caught.value)
+    assert f"model.model_id: unknown key (config file {path})" in str(caught.value)
     assert "chat.max_mesage_chars: unknown key" in str(caught.value)
 
 
@@ -72,3 +73,89 @@ def test_unparsable_file(tmp_path: Path) -> None:
     path.write_text("[model\n")
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_settings(path)
+
+
+def test_an_answer_that_leaves_no_room_for_the_prompt_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[generation]\nmax_new_tokens = 8192\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    message = str(caught.value)
+    assert "generation.max_new_tokens + model.context_window" in message
+    assert f"generation.max_new_tokens: config file {path}" in message
+    assert "model.context_window: default" in message
+    assert "at most 3584" in message
+
+
+def test_quantization_on_the_cpu_is_an_error() -> None:
+    environ = {"HERMES_BOT_MODEL__QUANTIZATION": "4bit", "HERMES_BOT_MODEL__DEVICE": "cpu"}
+    with pytest.raises(ConfigError, match=r"model\.quantization \+ model\.device: .*needs a CUDA"):
+        load_settings(None, environ=environ)
+
+
+def test_a_misspelt_environment_variable_is_named() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, environ={"HERMES_BOT_MODLE__ID": "x", "HERMES_BOT_CHAT__FOO": "1"})
+    message = str(caught.value)
+    assert "HERMES_BOT_MODLE__ID: no such setting; did you mean HERMES_BOT_MODEL__ID?" in message
+    assert "HERMES_BOT_CHAT__FOO: no such setting" in message
+
+
+def test_a_bad_environment_value_is_blamed_on_the_variable(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[executor]\nqueue_size = 8\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={"HERMES_BOT_EXECUTOR__QUEUE_SIZE": "0"})
+    [line] = str(caught.value).splitlines()[1:]
+    assert "executor.queue_size" in line
+    assert "environment variable HERMES_BOT_EXECUTOR__QUEUE_SIZE" in line
+    assert str(path) not in line
+
+
+def test_one_line_per_invalid_value_naming_its_source(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[model]\ndtype = 'half'\n[chat]\nhistory_turns = -1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={}, overrides={"model.device": ("--device", "gpu")})
+    lines = str(caught.value).splitlines()[1:]
+    assert len(lines) == 3
+    assert any("model.device" in x and "'gpu'" in x and "option --device" in x for x in lines)
+    assert any("model.dtype" in x and "'half'" in x and str(path) in x for x in lines)
+    assert any("chat.history_turns" in x and str(path) in x for x in lines)
+    assert "http" not in str(caught.value)
+
+
+def test_choices_are_case_insensitive_and_lists_come_as_json() -> None:
+    environ = {
+        "HERMES_BOT_LOGGING__LEVEL": "info",
+        "hermes_bot_model__device": "CPU",
+        "HERMES_BOT_MODEL__DTYPE": "Float32",
+        "HERMES_BOT_DISCORD__ALLOWED_USERS": "[1, 2]",
+    }
+    settings = load_settings(None, environ=environ)
+    assert settings.logging.level == "INFO"
+    assert (settings.model.device, settings.model.dtype) == ("cpu", "float32")
+    assert settings.discord.allowed_users == [1, 2]
+    with pytest.raises(ConfigError, match="HERMES_BOT_DISCORD__RESPOND_IN: not valid JSON"):
+        load_settings(None, environ={"HERMES_BOT_DISCORD__RESPOND_IN": "1,2"})
+
+
+def test_the_config_file_is_found_in_the_cwd_then_the_user_config_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work, home = tmp_path / "work", tmp_path / "xdg"
+    work.mkdir()
+    (home / "hermes-bot").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    found = find_config_file()
+    assert found.path is None
+    assert str(work / "config.toml") in found.describe()
+    assert str(home / "hermes-bot" / "config.toml") in found.describe()
+    (home / "hermes-bot" / "config.toml").write_text("")
+    assert find_config_file().path == home / "hermes-bot" / "config.toml"
+    assert "user config directory" in find_config_file().describe()
+    (work / "config.toml").write_text("")
+    assert find_config_file().path == work / "config.toml"
+    assert "current directory" in find_config_file().describe()
+    assert find_config_file("other.toml").path == Path("other.toml")

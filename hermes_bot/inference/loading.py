@@ -33,6 +33,15 @@ class LoadedModel:
     stop_ids: frozenset[int]
 
 
+def route_library_logs() -> None:
+    """Send transformers' messages through our logging (no own stderr handler, no bars)."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_default_handler()
+    transformers_logging.enable_propagation()
+    transformers_logging.disable_progress_bar()
+
+
 def resolve_device(settings: ModelSettings) -> str:
     """The device to run on: "cuda", "mps" or "cpu"; ModelLoadError when the asked one is absent."""
     if settings.device == "cuda" and not torch.cuda.is_available():
@@ -82,7 +91,39 @@ def _quantization_config(settings: ModelSettings, device: str, dtype: Any) -> An
     )
 
 
+# What reading a SentencePiece tokenizer.model (and no tokenizer.json) needs: module, package.
+_SENTENCEPIECE_NEEDS = {"sentencepiece": "sentencepiece", "google.protobuf": "protobuf"}
+
+
+def _missing_tokenizer_packages(model_id: str, error: BaseException) -> list[str]:
+    """Packages the tokenizer needed but could not import (transformers then blames tiktoken)."""
+    directory = Path(model_id).expanduser()
+    sentencepiece_only = (directory / "tokenizer.model").is_file() and not (
+        directory / "tokenizer.json"
+    ).is_file()
+    text = str(error).lower()
+    if not sentencepiece_only and not any(
+        word in text for word in ("tiktoken", "sentencepiece", "protobuf")
+    ):
+        return []
+    missing = []
+    for module, package in _SENTENCEPIECE_NEEDS.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(package)
+    return missing
+
+
 def _not_loadable(model_id: str, error: BaseException) -> ModelLoadError:
+    missing = _missing_tokenizer_packages(model_id, error)
+    if missing:
+        packages = " ".join(missing)
+        return ModelLoadError(
+            f"cannot load the tokenizer of {model_id!r}: its SentencePiece tokenizer.model "
+            f"needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+            f"not installed; run `pip install {packages}` (or `pip install -r requirements.txt`)"
+        )
     download = (
         ""
         if _looks_like_path(model_id)

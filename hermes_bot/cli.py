@@ -1,0 +1,141 @@
+"""The ``hermes-bot`` command (and ``python bot.py``): arguments, config, logging, run.
+
+The only place that configures logging. Exit codes: 0 clean, 1 a fatal error
+at run time (model, platform), 2 a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+from hermes_bot.config import DEFAULT_MODEL, Settings, load_settings
+from hermes_bot.config_sources import ConfigFile, find_config_file, user_config_dir, user_log_dir
+from hermes_bot.errors import ConfigError, HermesBotError
+
+_log = logging.getLogger("hermes_bot")
+
+DESCRIPTION = "Self-hosted OpenHermes chatbot for Discord, or a chat in your terminal."
+EPILOG = """\
+where it runs:
+  With a Discord token (DISCORD_TOKEN, or [discord] token in the config file) the bot
+  connects to Discord. Without one it chats in the terminal when started from a
+  terminal, and otherwise exits with an error. --console always chats in the terminal
+  (reading stdin, so `printf 'hello\\n' | hermes-bot --console` works).
+
+configuration:
+  --config PATH, else ./config.toml, else {user_config}
+  (see config.example.toml; every key is optional). Environment variables override
+  the file: HERMES_BOT_<SECTION>__<KEY>, e.g. HERMES_BOT_MODEL__ID=/models/openhermes
+  or HERMES_BOT_GENERATION__MAX_NEW_TOKENS=256. Options override both.
+
+model files:
+  The first start downloads {model} (about 14.5 GB) into
+  the Hugging Face cache ($HF_HOME, default ~/.cache/huggingface). --model DIR uses a
+  local copy; HF_HUB_OFFLINE=1 never touches the network.
+"""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="hermes-bot",
+        description=DESCRIPTION,
+        epilog=EPILOG.format(user_config=user_config_dir() / "config.toml", model=DEFAULT_MODEL),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", metavar="PATH", help="config file (default: see below)")
+    parser.add_argument("--console", action="store_true", help="chat in the terminal")
+    parser.add_argument("--model", metavar="ID_OR_DIR", help="hub id or local directory")
+    parser.add_argument("--device", help="auto, cuda, cpu or mps (overrides model.device)")
+    return parser.parse_args(argv)
+
+
+def setup_logging(level: str, log_file: Path | None = None) -> None:
+    """Log to stderr, or only to ``log_file`` (the console keeps the terminal for the chat)."""
+    handler: logging.Handler
+    if log_file is None:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "urllib3", "filelock", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Library warnings (torch, transformers) go to the log, not into the chat.
+    logging.captureWarnings(True)
+    warnings.simplefilter("default")
+
+
+def build_settings(args: argparse.Namespace, config: ConfigFile) -> Settings:
+    overrides = {"model.id": ("--model", args.model), "model.device": ("--device", args.device)}
+    return load_settings(config.path, required=args.config is not None, overrides=overrides)
+
+
+def has_platform(settings: Settings) -> bool:
+    """Whether a chat platform is configured (add each platform's token here)."""
+    token = settings.discord.token
+    return token is not None and bool(token.get_secret_value().strip())
+
+
+async def run(settings: Settings, console: bool) -> int:
+    from hermes_bot.inference.loading import route_library_logs
+    from hermes_bot.inference.transformers_backend import TransformersBackend
+    from hermes_bot.pipeline import Pipeline
+
+    route_library_logs()
+    backend = TransformersBackend.from_settings(settings)
+    pipeline = Pipeline.from_settings(backend, settings)
+    try:
+        if not console:
+            from hermes_bot.adapters.discord.client import run_discord
+
+            return await run_discord(settings, pipeline)
+        from hermes_bot.adapters.console import run_console
+
+        return await run_console(pipeline)
+    finally:
+        await backend.close()
+
+
+def _fail(error: HermesBotError) -> None:
+    """One line for the owner: the specific advice when there is one, else the detail."""
+    specific = error.user_message != error.default_user_message
+    print(f"hermes-bot: {error.user_message if specific else error}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = find_config_file(args.config)
+        settings = build_settings(args, config)
+    except ConfigError as error:
+        print(f"hermes-bot: {error}", file=sys.stderr)
+        return 2
+    console = args.console or not has_platform(settings)
+    if console and not args.console and not sys.stdin.isatty():
+        print(
+            "hermes-bot: no Discord token (set DISCORD_TOKEN or [discord] token in the config "
+            "file) and no terminal to chat in; pass --console to chat over stdin/stdout",
+            file=sys.stderr,
+        )
+        return 2
+    log_file = settings.logging.file or (user_log_dir() / "console.log" if console else None)
+    setup_logging(settings.logging.level, log_file)
+    if log_file is not None:
+        print(f"hermes-bot: logging to {log_file}", file=sys.stderr)
+    _log.info("%s", config.describe())
+    try:
+        return asyncio.run(run(settings, console))
+    except HermesBotError as error:
+        _log.error("fatal: %s", error, exc_info=_log.isEnabledFor(logging.DEBUG))
+        _fail(error)
+        return 1
+    except KeyboardInterrupt:
+        return 0
