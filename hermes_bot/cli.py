@@ -99,6 +99,7 @@ async def run(settings: Settings, console: bool) -> int:
             return await run_discord(settings, pipeline)
         from hermes_bot.adapters.console import run_console
 
+        print(f"hermes-bot: loading {settings.model.id} ...", file=sys.stderr, flush=True)
         return await run_console(pipeline)
     finally:
         await backend.close()

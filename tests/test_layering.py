@@ -11,7 +11,8 @@ from pathlib import Path
 import hermes_bot
 
 PACKAGE = Path(hermes_bot.__file__).parent
-CORE = sorted(path.stem for path in PACKAGE.glob("*.py") if path.stem != "__init__")
+# cli.py is the entry point (bot.py, the hermes-bot command): it wires backends and adapters.
+CORE = sorted(path.stem for path in PACKAGE.glob("*.py") if path.stem not in ("__init__", "cli"))
 HEAVY = ("torch", "transformers", "discord", "slack_bolt", "slack_sdk")
 OURS = ("hermes_bot.inference", "hermes_bot.adapters")
 

@@ -174,8 +174,6 @@ class Console:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         with _on_interrupt(loop, self._interrupt):
-            sys.stderr.write(f"hermes-bot: loading {self._pipeline.settings.model.id} ...\n")
-            sys.stderr.flush()
             await self._pipeline.backend.start()
             self._phase = "chat"
             threading.Thread(
