@@ -1,8 +1,9 @@
 """Settings: the config file, then environment overrides, then command-line options.
 
-Environment variables are ``HERMES_BOT_<SECTION>__<KEY>`` (``DISCORD_TOKEN``,
-``SLACK_BOT_TOKEN`` and ``SLACK_APP_TOKEN`` are honoured too: config_sources.TOKEN_VARIABLES). The file is ``--config PATH``, else ``./config.toml``, else
-``config.toml`` in the user config directory (config_sources.user_config_dir).
+Environment variables are ``HERMES_BOT_<SECTION>__<KEY>``; ``DISCORD_TOKEN``,
+``SLACK_BOT_TOKEN`` and ``SLACK_APP_TOKEN`` are honoured too (config_sources.TOKEN_VARIABLES).
+The file is ``--config PATH``, else ``./config.toml``, else ``config.toml`` in the
+user config directory (config_sources.user_config_dir).
 The whole configuration is validated at start-up: unknown keys and variables,
 invalid values and impossible combinations are errors that name the key and
 where its value came from. Nothing is read at import time: call :func:`load_settings`.
