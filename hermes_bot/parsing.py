@@ -1,8 +1,9 @@
 """Model text → ParsedCompletion: chat text, function calls and read errors.
 
 Stages run in order and each one only looks at the text the earlier ones left
-(first match wins per region): ``<tool_call>`` blocks, ``<functioncall>`` blocks,
-fenced code blocks holding a call, then bare JSON calls. Payloads are read as
+(first match wins per region): the call-tag blocks of each
+:class:`~hermes_bot.call_format.CallFormat` (any spelling), fenced code blocks
+holding a call, then bare JSON calls. Payloads are read as
 JSON, then as Python literals (``ast.literal_eval``, never ``eval``). Every
 scanner is a single pass, so hostile input costs linear time; nothing raises.
 """
@@ -17,53 +18,51 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from hermes_bot.call_format import (
+    ARGUMENT_KEYS,
+    CALL_ARGUMENT_KEYS,
+    CALL_FORMATS,
+    CHATML_ROLES,
+    CONTROL_TOKENS,
+    IM_END,
+    IM_START,
+    NAME_KEYS,
+    CallFormat,
+    markup_pattern,
+    markup_tags,
+)
 from hermes_bot.payloads import (
+    ValueScanner,
     decode_payload,
     decode_python_call,
     scan_brackets,
     split_leading_value,
 )
-from hermes_bot.tools import ToolCall
+from hermes_bot.tools import ToolCall, tool_for_arguments
 
 _log = logging.getLogger(__name__)
 
 MAX_ERRORS = 20
 
-_SPECIAL = re.compile(r"<\|im_start\|>(?:assistant|user|system)?|<\|im_end\|>|<\|endoftext\|>|</s>")
-_NEXT_TURN = re.compile(r"<\|im_end\|>\s*<\|im_start\|>")
-# Tag spellings models use: <tool_call>, <tool_calls>, <functioncall>, <function_call>, ...
-_TAG = {
-    name: re.compile(rf"<(/?){pattern}>", re.IGNORECASE)
-    for name, pattern in (("tool_call", "tool_?calls?"), ("functioncall", "function_?calls?"))
-}
-_LEFTOVER_TAG = re.compile(
-    r"</?(?:tool_?calls?|function_?calls?|multiple_?functions)>", re.IGNORECASE
+_SPECIAL = re.compile(
+    "|".join(
+        re.escape(token) + (f"(?:{'|'.join(CHATML_ROLES)})?" if token == IM_START else "")
+        for token in CONTROL_TOKENS
+    )
 )
+_NEXT_TURN = re.compile(rf"{re.escape(IM_END)}\s*{re.escape(IM_START)}")
+_TAG = {fmt.tag: fmt.tag_pattern() for fmt in CALL_FORMATS}
+_LEFTOVER_TAG = markup_pattern()
 _FENCE = re.compile("```")
 _FENCE_INFO = re.compile(r"[\w+.-]*")
-_NAME_HINT = re.compile(r"""["'](?:name|function)["']\s*:""")
-_ARGS_HINT = re.compile(r"""["'](?:arguments|parameters)["']\s*:""")
-_CALL_START = re.compile(r"""[\[{]\s*\{?\s*["'](?:name|function)["']\s*:""")
-_CALL_FENCES = frozenset({"", "json", "json5", "jsonc", "tool_call", "functioncall"})
+_NAME_HINT = re.compile(rf"""["'](?:{"|".join(NAME_KEYS)})["']\s*:""")
+_ARGS_HINT = re.compile(rf"""["'](?:{"|".join(CALL_ARGUMENT_KEYS)})["']\s*:""")
+_CALL_START = re.compile(rf"""[\[{{]\s*\{{?\s*["'](?:{"|".join(NAME_KEYS)})["']\s*:""")
+_CALL_FENCES = frozenset({"", "json", "json5", "jsonc", *(fmt.tag for fmt in CALL_FORMATS)})
 _WRAPPERS = ("function", "function_call", "tool_call")
 _IDENTIFIER = re.compile(r"[A-Za-z_][\w.-]{0,99}")
 _AFTER_OPEN = re.compile(r"\s*(\S?)")
-_HELD_TAGS = (
-    *(
-        f"<{end}{name}>"
-        for name in (
-            "tool_call",
-            "tool_calls",
-            "functioncall",
-            "function_call",
-            "functioncalls",
-            "function_calls",
-            "multiplefunctions",
-        )
-        for end in ("", "/")
-    ),
-    *("<|im_end|>", "<|im_start|>", "<|endoftext|>", "</s>", "```"),
-)
+_HELD_TAGS = (*(tag.lower() for tag in markup_tags()), *CONTROL_TOKENS, "```")
 
 
 @dataclass(frozen=True)
@@ -139,9 +138,10 @@ def _clean(text: str) -> str:
     return _SPECIAL.sub(" ", text)
 
 
-def _tag_stage(tag: str, text: str, counter: Iterator[int]) -> list[_Piece]:
-    """Cut out ``<tag>…</tag>`` blocks; a new opener or the end of text also ends one."""
-    matches = list(_TAG[tag].finditer(text))
+def _tag_stage(fmt: CallFormat, text: str, counter: Iterator[int]) -> list[_Piece]:
+    """Cut out ``<tag>…</tag>`` blocks (any spelling); a new opener or the end of text also
+    ends one, and a tag inside a string of the block's JSON value does not."""
+    matches = list(_TAG[fmt.tag].finditer(text))
     pieces: list[_Piece] = []
     pos = i = 0
     while i < len(matches):
@@ -151,18 +151,42 @@ def _tag_stage(tag: str, text: str, counter: Iterator[int]) -> list[_Piece]:
             continue
         pieces.append(text[pos : opener.start()])
         number = next(counter)
-        if i + 1 == len(matches):
+        j = _block_end(text, matches, i)
+        if j == len(matches):
             payload, rest = split_leading_value(text[opener.end() :])
-            pieces.append(_read_block(payload, f"unclosed {tag} block {number}"))
-            if not f"</{tag}>".startswith(rest.strip().lower()):
+            pieces.append(_read_tag_block(payload, f"unclosed {fmt.tag} block {number}"))
+            if not _is_cut_closer(fmt, rest.strip()):
                 pieces.append(rest)
             return pieces
-        after = matches[i + 1]
-        pieces.append(_read_block(text[opener.end() : after.start()], f"{tag} block {number}"))
-        closed = bool(after.group(1))
-        pos, i = (after.end(), i + 2) if closed else (after.start(), i + 1)
+        after = matches[j]
+        payload = text[opener.end() : after.start()]
+        pieces.append(_read_tag_block(payload, f"{fmt.tag} block {number}"))
+        pos, i = (after.end(), j + 1) if after.group(1) else (after.start(), j)
     pieces.append(text[pos:])
     return pieces
+
+
+def _block_end(text: str, matches: list[re.Match[str]], i: int) -> int:
+    """Index of the tag that ends the block ``matches[i]`` opens (``len(matches)``: none).
+
+    Tags inside a quoted string of the block's JSON value are skipped when the
+    value closes before the tag that then ends the block.
+    """
+    scanner = ValueScanner(text, matches[i].end())
+    j = i + 1
+    while j < len(matches) and scanner.in_string(matches[j].start()):
+        j += 1
+    if j > i + 1:
+        scanner.in_string(matches[j].start() if j < len(matches) else len(text))
+        if scanner.end is None:
+            return i + 1
+    return j
+
+
+def _is_cut_closer(fmt: CallFormat, rest: str) -> bool:
+    """True when ``rest`` is (a start of) a closing tag of ``fmt``, cut off by the stop."""
+    rest = rest.lower()
+    return any(f"</{name}>".startswith(rest) for name in fmt.tag_spellings)
 
 
 def _fence_stage(text: str, counter: Iterator[int]) -> list[_Piece]:
@@ -180,7 +204,7 @@ def _fence_stage(text: str, counter: Iterator[int]) -> list[_Piece]:
         else:
             payload, rest = split_leading_value(text[body:])
             end = len(text)
-        found = _read_block(payload, label, strict=True, report=report)
+        found = _read_json_call(payload, label, report)
         pieces += (
             [text[pos:start], found, rest] if found else [text[pos:start], _Code(text[start:end])]
         )
@@ -200,7 +224,7 @@ def _bare_stage(text: str, counter: Iterator[int]) -> list[_Piece]:
         if not _looks_like_call(candidate):
             continue
         report = _CALL_START.match(candidate) is not None
-        found = _read_block(candidate, f"JSON call {next(counter)}", strict=True, report=report)
+        found = _read_json_call(candidate, f"JSON call {next(counter)}", report)
         if found is not None:
             if text[start - 1 : start] == "`" == text[end : end + 1]:  # inline code
                 start, end = start - 1, end + 1
@@ -222,8 +246,7 @@ def _leftover_stage(text: str, counter: Iterator[int]) -> list[_Piece]:
 
 
 _STAGES: tuple[_Stage, ...] = (
-    partial(_tag_stage, "tool_call"),
-    partial(_tag_stage, "functioncall"),
+    *(partial(_tag_stage, fmt) for fmt in CALL_FORMATS),
     _fence_stage,
     _bare_stage,
     _leftover_stage,
@@ -234,63 +257,96 @@ def _looks_like_call(text: str) -> bool:
     return bool(_NAME_HINT.search(text) and _ARGS_HINT.search(text))
 
 
-def _read_block(
-    payload: str, label: str, strict: bool = False, report: bool = True
-) -> _Removed | None:
-    """The calls in one block's payload, with notes on what could not be read.
+@dataclass(frozen=True)
+class _Read:
+    """What one call-shaped item held: a call, or a note on why it is not one."""
 
-    Strict (fences, bare JSON): None when the payload is not a call, or is
-    unreadable and ``report`` is off.
-    """
-    payload = payload.strip()
-    if payload.startswith("```"):
-        payload = payload[_FENCE_INFO.match(payload, 3).end() :].removesuffix("```").strip()
-    if strict and not _looks_like_call(payload):
-        return None
+    call: ToolCall | None = None
+    error: str | None = None
+
+
+def _read_tag_block(payload: str, label: str) -> _Removed:
+    """The calls in a call tag's payload, with notes on what could not be read."""
+    payload = _unfence(payload)
     if not payload:
         return _Removed(errors=[f"{label} is empty"])
     value, error = decode_payload(payload)
-    if error is not None and not strict:
-        value, error = decode_python_call(payload) or (value, error)
+    if error is not None:
+        python_call = decode_python_call(payload)
+        if python_call is not None:
+            value, error = python_call, None
     values = [value]
     if error is not None:
         spans, unclosed = scan_brackets(payload)
-        # several values, or (in a tag block only) text around a value
-        if (
-            spans
-            and not unclosed
-            and spans[0] != (0, len(payload))
-            and not (strict and _has_text_around(payload, spans))
-        ):
-            decoded = [decode_payload(payload[start:end]) for start, end in spans]
-            error = next((problem for _, problem in decoded if problem), None)
-            values = [item for item, _ in decoded]
-        elif unclosed and not strict:
-            # The model often forgets the last brace(s) before the closing tag.
+        if spans and not unclosed and spans[0] != (0, len(payload)):  # several values
+            values, error = _decode_each(payload, spans)
+        elif unclosed:  # the model often forgets the last brace(s) before the closing tag
             closers = "".join("}" if payload[pos] == "{" else "]" for pos in reversed(unclosed))
             repaired, _ = decode_payload(payload + closers)
             if repaired is not None:
                 error, values = None, [repaired]
-        if error is not None:
-            if strict and not report:
-                return None
-            return _Removed(errors=[f"{label} is not valid JSON: {error}"])
+    if error is not None:
+        return _Removed(errors=[f"{label} is not valid JSON: {error}"])
     found = _Removed()
-    for value in values:
-        items = list(value) if isinstance(value, list | tuple) else [value]
-        for item in items:
-            call = _to_call(item, strict)
-            if call is None and strict:
-                return None
-            if call is None:
-                found.errors.append(f'{label} is not a function call (it has no "name")')
-            elif isinstance(call, str):
-                found.errors.append(f"{label}: {call}")
-            else:
-                found.calls.append(call)
+    for item in _items(values):
+        read = _to_call(item, strict=False)
+        if read.call is not None:
+            found.calls.append(read.call)
+        elif read.error is not None:
+            found.errors.append(f"{label}: {read.error}")
+        else:
+            found.errors.append(f'{label} is not a function call (it has no "name")')
     if not found.calls and not found.errors:
-        return None if strict else _Removed(errors=[f"{label} holds no function call"])
+        found.errors.append(f"{label} holds no function call")
     return found
+
+
+def _read_json_call(payload: str, label: str, report: bool) -> _Removed | None:
+    """The calls in a fenced block or bare JSON value; None when it is not a call, or is
+    unreadable and ``report`` is off (then it stays chat)."""
+    payload = _unfence(payload)
+    if not _looks_like_call(payload):
+        return None
+    value, error = decode_payload(payload)
+    values = [value]
+    if error is not None:
+        spans, unclosed = scan_brackets(payload)
+        if (
+            spans
+            and not unclosed
+            and spans[0] != (0, len(payload))
+            and not _has_text_around(payload, spans)
+        ):
+            values, error = _decode_each(payload, spans)
+    if error is not None:
+        return _Removed(errors=[f"{label} is not valid JSON: {error}"]) if report else None
+    found = _Removed()
+    for item in _items(values):
+        read = _to_call(item, strict=True)
+        if read.call is None and read.error is None:
+            return None
+        if read.call is not None:
+            found.calls.append(read.call)
+        else:
+            found.errors.append(f"{label}: {read.error}")
+    return found if found.calls or found.errors else None
+
+
+def _unfence(payload: str) -> str:
+    payload = payload.strip()
+    if payload.startswith("```"):
+        payload = payload[_FENCE_INFO.match(payload, 3).end() :].removesuffix("```").strip()
+    return payload
+
+
+def _decode_each(payload: str, spans: list[tuple[int, int]]) -> tuple[list[Any], str | None]:
+    decoded = [decode_payload(payload[start:end]) for start, end in spans]
+    return [item for item, _ in decoded], next((error for _, error in decoded if error), None)
+
+
+def _items(values: list[Any]) -> Iterator[Any]:
+    for value in values:
+        yield from (value if isinstance(value, list | tuple) else [value])
 
 
 def _has_text_around(payload: str, spans: list[tuple[int, int]]) -> bool:
@@ -301,32 +357,41 @@ def _has_text_around(payload: str, spans: list[tuple[int, int]]) -> bool:
     )
 
 
-def _to_call(item: Any, strict: bool) -> ToolCall | str | None:
-    """A ToolCall, an error note, or None when ``item`` is not call-shaped."""
+def _to_call(item: Any, strict: bool) -> _Read:
+    """``item`` read as a call; neither call nor error when it is not call-shaped.
+
+    Strict (fences, bare JSON): a name that is an identifier and an arguments
+    key are required. Otherwise a call without a name whose argument names fit
+    exactly one tool is a call of that tool.
+    """
     if isinstance(item, str) and not strict:  # a call encoded twice
         item = decode_payload(item.strip())[0]
     if not isinstance(item, dict):
-        return None
+        return _Read()
     wrapper = next((key for key in _WRAPPERS if isinstance(item.get(key), dict)), None)
     if wrapper is not None:  # OpenAI style {"function": {...}} or {"function_call": {...}}
         item = item[wrapper]
-    name = item.get("name", item.get("function"))  # some models say "function"
-    if not isinstance(name, str) or not name.strip():
-        return None
-    name = name.strip()
-    key = next((key for key in ("arguments", "parameters", "args") if key in item), None)
-    if strict and (key is None or not _IDENTIFIER.fullmatch(name)):
-        return None
+    name = next((item[key] for key in NAME_KEYS if key in item), None)
+    key = next((key for key in ARGUMENT_KEYS if key in item), None)
     arguments = item[key] if key else None
+    if name is None and not strict:  # nameless: the arguments alone may say which tool
+        arguments = item if key is None else arguments
+        tool = tool_for_arguments(arguments) if isinstance(arguments, dict) else None
+        name = tool.__name__ if tool is not None else None
+    if not isinstance(name, str) or not name.strip():
+        return _Read()
+    name = name.strip()
+    if strict and (key is None or not _IDENTIFIER.fullmatch(name)):
+        return _Read()
     if isinstance(arguments, str):
         arguments, error = decode_payload(arguments.strip()) if arguments.strip() else ({}, None)
         if error is not None:
-            return f"the arguments of {name} are not valid JSON: {error}"
+            return _Read(error=f"the arguments of {name} are not valid JSON: {error}")
     if arguments is None:
         arguments = {}
     if not isinstance(arguments, dict):
-        return f"the arguments of {name} are not an object"
-    return ToolCall(name=name, arguments=arguments)
+        return _Read(error=f"the arguments of {name} are not an object")
+    return _Read(ToolCall(name=name, arguments=arguments))
 
 
 def _assemble(pieces: list[_Piece]) -> tuple[str, list[ToolCall], list[str]]:

@@ -1,6 +1,7 @@
 """Bracket scanning and payload decoding for the parser: single pass, never eval.
 
-``scan_brackets`` finds balanced ``{…}``/``[…]`` spans in linear time;
+``scan_brackets`` finds balanced ``{…}``/``[…]`` spans in linear time,
+``ValueScanner`` finds the quoted strings of one value as far as asked;
 ``decode_payload`` reads a payload as JSON, then as a Python literal.
 """
 
@@ -19,6 +20,7 @@ _STRING = {
     '"': re.compile(r'"(?:[^"\\\n]|\\.)*+"'),
     "'": re.compile(r"'(?:[^'\\\n]|\\.)*+'"),
 }
+_SPACES = re.compile(r"\s*")
 _PYTHON_CALL = re.compile(r"\s*[A-Za-z_]\w*\s*\(")
 _JSON_WORDS = re.compile(r"\b(?:true|false|null)\b")
 _PY_WORDS = {"true": "True", "false": "False", "null": "None"}
@@ -66,6 +68,55 @@ def scan_brackets(text: str) -> tuple[list[tuple[int, int]], list[int]]:
     return outermost, [pos for _, pos in stack]
 
 
+class ValueScanner:
+    """Walks the bracketed value that starts at ``start`` (after spaces), only as far as asked.
+
+    Same rules as :func:`scan_brackets`: quotes start strings only inside
+    brackets and a string never spans a line break. ``end`` is set once the
+    value has closed.
+    """
+
+    def __init__(self, text: str, start: int) -> None:
+        self._text = text
+        self._pos = _SPACES.match(text, start).end()
+        self._active = text[self._pos : self._pos + 1] in ("{", "[")
+        self._depth = 0
+        self._next: re.Match[str] | None = None
+        self._no_string_before = {'"': -1, "'": -1}
+        self.end: int | None = None
+
+    def in_string(self, pos: int) -> bool:
+        """True when ``pos`` lies inside one of the value's quoted strings."""
+        while self._active:
+            match = self._next or _SCAN.search(self._text, self._pos)
+            if match is None:
+                self._active = False
+                break
+            if match.start() >= pos:
+                self._next = match
+                return False
+            self._next = None
+            char, at = match.group(), match.start()
+            self._pos = at + 1
+            if char in "\"'":
+                if at > self._no_string_before[char]:
+                    string = _STRING[char].match(self._text, at)
+                    if string:
+                        self._pos = string.end()
+                        if self._pos > pos:
+                            return True
+                    else:
+                        line_end = self._text.find("\n", at)
+                        self._no_string_before[char] = len(self._text) if line_end < 0 else line_end
+            elif char in "{[":
+                self._depth += 1
+            else:
+                self._depth -= 1
+                if self._depth == 0:
+                    self.end, self._active = at + 1, False
+        return False
+
+
 def split_leading_value(content: str) -> tuple[str, str]:
     """For an unclosed block: its leading balanced JSON value, and the chat after it."""
     stripped = content.lstrip()
@@ -109,7 +160,7 @@ def _python_words(payload: str) -> str:
         raise ValueError(str(error)) from None
 
 
-def decode_python_call(payload: str) -> tuple[dict[str, Any], None] | None:
+def decode_python_call(payload: str) -> dict[str, Any] | None:
     """``Name({...})`` or ``Name(key=value, ...)`` as a call dict, read with ast (never run)."""
     if len(payload) > _LITERAL_LIMIT or not _PYTHON_CALL.match(payload):
         return None
@@ -127,4 +178,4 @@ def decode_python_call(payload: str) -> tuple[dict[str, Any], None] | None:
         return None
     if not isinstance(arguments, dict):
         return None
-    return {"name": node.func.id, "arguments": arguments}, None
+    return {"name": node.func.id, "arguments": arguments}

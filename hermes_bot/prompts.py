@@ -16,13 +16,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hermes_bot.backend import Dialect
+from hermes_bot.call_format import FUNCTIONCALL, IM_END, IM_START, TOOL_CALL, call_format
 from hermes_bot.errors import PromptTooLong
 from hermes_bot.tools import ToolCall, function_schemas
 
 Role = Literal["system", "user", "assistant"]
-
-IM_START = "<|im_start|>"
-IM_END = "<|im_end|>"
 
 _SPECIAL_TOKEN = re.compile(r"<(\|[^<>\n]{0,40}\||/?s|unk)>", re.IGNORECASE)
 _ZERO_WIDTH_SPACE = "\u200b"
@@ -57,10 +55,7 @@ def _compact(value: object) -> str:
 def format_calls(calls: Sequence[ToolCall], dialect: Dialect) -> str:
     """Calls written exactly as the model is asked to write them (and as grammars force)."""
     payloads = [_compact({"name": call.name, "arguments": call.arguments}) for call in calls]
-    if dialect == "tool_call":
-        return "\n".join(f"<tool_call>\n{payload}\n</tool_call>" for payload in payloads)
-    inner = "".join(f"<functioncall>{payload}</functioncall>" for payload in payloads)
-    return f"<multiplefunctions>{inner}</multiplefunctions>"
+    return call_format(dialect).write(payloads)
 
 
 _FUNCTIONCALL_INSTRUCTIONS = """\
@@ -70,7 +65,7 @@ You have access to the following functions:
 {schemas}
 
 When one of these functions fits the user's request, call it by answering with
-<multiplefunctions><functioncall>{{"name": "<function name>", "arguments": {{<arguments>}}}}</functioncall></multiplefunctions>
+{example}
 with every required argument filled in and nothing else. If no function fits,
 answer politely in plain text without any function call."""
 
@@ -82,10 +77,8 @@ within <tools></tools> XML tags. When one of them fits the user's request, call 
 {schemas}
 </tools>
 For each function call return a json object with function name and arguments
-within <tool_call></tool_call> XML tags as follows:
-<tool_call>
-{{"name": <function-name>, "arguments": <args-dict>}}
-</tool_call>
+within {open}{close} XML tags as follows:
+{example}
 If no function fits, answer politely in plain text without any function call."""
 
 
@@ -94,10 +87,14 @@ def system_prompt(dialect: Dialect, extra: str = "") -> str:
     schemas = function_schemas()
     if dialect == "tool_call":
         listed = "\n".join(_compact({"type": "function", "function": s}) for s in schemas)
-        prompt = _TOOL_CALL_INSTRUCTIONS.format(schemas=listed)
+        example = TOOL_CALL.write(['{"name": <function-name>, "arguments": <args-dict>}'])
+        prompt = _TOOL_CALL_INSTRUCTIONS.format(
+            schemas=listed, open=TOOL_CALL.open, close=TOOL_CALL.close, example=example
+        )
     else:
         listed = "\n".join(json.dumps(s, ensure_ascii=False) for s in schemas)
-        prompt = _FUNCTIONCALL_INSTRUCTIONS.format(schemas=listed)
+        example = FUNCTIONCALL.write(['{"name": "<function name>", "arguments": {<arguments>}}'])
+        prompt = _FUNCTIONCALL_INSTRUCTIONS.format(schemas=listed, example=example)
     return f"{prompt}\n\n{extra.strip()}" if extra.strip() else prompt
 
 

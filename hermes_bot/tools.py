@@ -7,6 +7,7 @@ song, a book), so no second model round-trip is needed to render it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +89,19 @@ _BY_NORMALIZED_NAME = {_normalize_name(name): tool for name, tool in TOOLS.items
 def find_tool(name: str) -> type[Tool] | None:
     """The tool called ``name``, tolerating case and snake_case, or None."""
     return _BY_NORMALIZED_NAME.get(_normalize_name(name))
+
+
+def tool_for_arguments(arguments: Iterable[str]) -> type[Tool] | None:
+    """The one tool that takes every argument named and needs no other; None if not exactly one."""
+    names = set(arguments)
+    fits = [
+        tool
+        for tool in TOOLS.values()
+        if {key for key, field in tool.model_fields.items() if field.is_required()}
+        <= names
+        <= set(tool.model_fields)
+    ]
+    return fits[0] if len(fits) == 1 else None
 
 
 def _strip_titles(schema: Any) -> Any:

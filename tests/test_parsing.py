@@ -9,11 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hermes_bot.call_format import CALL_FORMATS, CONTROL_TOKENS, markup_names, markup_tags
 from hermes_bot.parsing import MAX_ERRORS, ParsedCompletion, parse_completion, visible_text
 from hermes_bot.tools import ToolCall
 
-TAG = re.compile(r"</?(?:tool_call|functioncall|multiplefunctions)>", re.IGNORECASE)
-SPECIAL_TOKENS = ("<|im_end|>", "<|im_start|>", "</s>")
+TAG = re.compile("</?(?:" + "|".join(markup_names()) + ")>", re.IGNORECASE)
+SPECIAL_TOKENS = CONTROL_TOKENS
 
 JOKE = {
     "setup": "Why did the scarecrow win an award?",
@@ -530,11 +531,12 @@ def test_any_call_round_trips(
 
 # --- never raises, whatever the input -------------------------------------------------
 
+# Every tag spelling of every call format, its two halves, and the ChatML control tokens.
 FRAGMENTS = [
-    "<tool_call>", "</tool_call>", "<functioncall>", "</functioncall>", "<multiplefunctions>",
-    "</multiplefunctions>", "```", "```json\n", "{", "}", "[", "]", '"', "'", "\\", "\n", " ",
+    *markup_tags(), *(half for tag in markup_tags() for half in (tag[:4], tag[4:])),
+    *CONTROL_TOKENS, "```", "```json\n", "{", "}", "[", "]", '"', "'", "\\", "\n", " ",
     '"name"', "'name'", '"arguments"', '"parameters"', ": ", ", ", "True", "null",
-    "<|im_end|>", "<|im_start|>", "</s>", "<tool", "_call>", "<", ">", "&", "R&B", JOKE_JSON,
+    "<", ">", "&", "R&B", JOKE_JSON,
 ]  # fmt: skip
 NOISY_TEXT = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=6)), max_size=40).map(
     "".join
@@ -565,6 +567,88 @@ def test_fuzz_never_raises_and_never_leaks_tags(completion: str) -> None:
     assert_clean(visible_text(completion))
 
 
+# --- every spelling the call formats know --------------------------------------------
+
+CALL_TAG_SPELLINGS = [name for fmt in CALL_FORMATS for name in fmt.tag_spellings]
+
+
+@pytest.mark.parametrize("name", CALL_TAG_SPELLINGS)
+def test_a_closer_cut_off_by_the_stop_does_not_leak(name: str) -> None:
+    parsed = parse_completion(f"Sure <{name}>{JOKE_JSON}</{name}")
+    assert parsed == ParsedCompletion("Sure", [joke()], [])
+
+
+@pytest.mark.parametrize("tag", markup_tags())
+def test_every_partial_tag_is_held_back(tag: str) -> None:
+    for end in range(1, len(tag)):
+        assert visible_text(f"Hi {tag[:end]}") == "Hi", tag[:end]
+
+
+@pytest.mark.parametrize(
+    ("completion", "calls", "text"),
+    [
+        pytest.param(
+            '<tool_call>{"name": "Joke", "arguments": {"setup": "What ends a </tool_call>?", '
+            '"answer": "Its closing tag."}}</tool_call> Bye',
+            [joke(setup="What ends a </tool_call>?", answer="Its closing tag.")],
+            "Bye",
+            id="closer-in-a-string",
+        ),
+        pytest.param(
+            "<functioncall>{'name': 'Joke', 'arguments': {'setup': 'Say <function_call>', "
+            "'answer': 'and </functioncall>'}}</functioncall>",
+            [joke(setup="Say <function_call>", answer="and </functioncall>")],
+            "",
+            id="opener-and-closer-in-python-strings",
+        ),
+        pytest.param(
+            '<tool_call>{"name": "Joke", "arguments": {"setup": "Q", "answer": "</tool_call>"}}',
+            [joke(setup="Q", answer="</tool_call>")],
+            "",
+            id="closer-in-a-string-of-an-unclosed-block",
+        ),
+        pytest.param(
+            '<tool_call>{"arguments": {"setup": "Q", "answer": "A"}}</tool_call>',
+            [joke(setup="Q", answer="A")],
+            "",
+            id="nameless-arguments-fit-one-tool",
+        ),
+        pytest.param(
+            '<functioncall>{"interest": "jazz", "recommended_song": "So What"}</functioncall>',
+            [song(interest="jazz", recommended_song="So What")],
+            "",
+            id="nameless-bare-arguments-fit-one-tool",
+        ),
+    ],
+)
+def test_calls_the_formats_allow(completion: str, calls: list[ToolCall], text: str) -> None:
+    assert parse_completion(completion) == ParsedCompletion(text, calls, [])
+
+
+@pytest.mark.parametrize(
+    ("completion", "text", "error"),
+    [
+        pytest.param(
+            '<tool_call>{"name": "Joke", "arguments": {"setup": "Q", "answer": "A}</tool_call> '
+            'Then "quoted" text',
+            'Then "quoted" text',
+            "tool_call block 1 is not valid JSON",
+            id="a-string-that-never-closes-does-not-swallow-the-chat",
+        ),
+        pytest.param(
+            '<tool_call>{"arguments": {"interest": "jazz"}}</tool_call>',
+            "",
+            'tool_call block 1 is not a function call (it has no "name")',
+            id="nameless-arguments-fit-no-tool",
+        ),
+    ],
+)
+def test_what_the_formats_do_not_allow(completion: str, text: str, error: str) -> None:
+    parsed = parse_completion(completion)
+    assert (parsed.text, parsed.calls) == (text, [])
+    assert [e[: len(error)] for e in parsed.errors] == [error]
+
+
 # --- hostile sizes: right answers on 200 KB inputs ------------------------------------
 
 SIZE = 200_000
@@ -589,6 +673,11 @@ SIZE = 200_000
 def test_huge_chat_stays_chat(completion: str) -> None:
     parsed = parse_completion(completion)
     assert parsed == ParsedCompletion(completion.strip(), [], [])
+
+
+def test_huge_run_of_closers_in_strings() -> None:
+    parsed = parse_completion('<tool_call>{"a</tool_call>' * (SIZE // 25))
+    assert parsed.calls == [] and parsed.text == ""
 
 
 @pytest.mark.parametrize("tag", ["tool_call", "functioncall"])

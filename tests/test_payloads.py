@@ -77,4 +77,4 @@ def test_split_leading_value() -> None:
 )
 def test_decode_python_call(payload: str, call: dict | None) -> None:
     decoded = decode_python_call(payload)
-    assert (decoded[0] if decoded else None) == call
+    assert decoded == call

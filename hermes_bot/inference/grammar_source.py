@@ -5,26 +5,37 @@ compact JSON, ``"name"`` first and ``"arguments"`` second, no free
 whitespace, strings bounded by the tools' ``maxLength`` and at least one
 character long, and only the escapes ``\\n \\t \\" \\\\`` (llguidance would
 otherwise allow ``\\uXXXX`` for control characters, which no answer needs).
-Plain chat text (``auto`` mode) may not contain a call tag, so any call
-markup the model opens is forced to be complete and schema-valid.
+Plain chat text (``auto`` mode) may not contain any tag spelling of any
+:class:`~hermes_bot.call_format.CallFormat` (any case), nor a key that makes
+the parser read a JSON object as a call, so any call markup the model opens
+is forced to be complete and schema-valid.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from hermes_bot.backend import ConstraintMode, Dialect
+from hermes_bot.call_format import CALL_ARGUMENT_KEYS, call_format, markup_names
 from hermes_bot.tools import Tool, parameters_schema
 
 # Options of llguidance's JSON compiler: compact JSON, only the escapes a model needs.
 JSON_OPTIONS = {"whitespace_flexible": False, "json_allowed_escapes": 'nt"\\'}
 
-CALL_TAGS = ("multiplefunctions", "functioncall", "tool_call")
 
-# Chat text: at least one non-space character, and no opening or closing call tag anywhere.
-_TEXT_TERMINAL = r"TEXT: /\s*\S(?s:.*)/ & ~/(?s:.*)<\/?(" + "|".join(CALL_TAGS) + r")(?s:.*)/"
+def text_terminal() -> str:
+    """Chat text: at least one non-space character, and nothing the parser reads as a call:
+    no tag name of any call format after ``<`` or ``</`` (any case), no call-argument key."""
+    tags = "|".join(re.escape(name) for name in markup_names())
+    keys = "|".join(CALL_ARGUMENT_KEYS)
+    return (
+        r"TEXT: /\s*\S(?s:.*)/"
+        rf" & ~/(?s:.*)(?i:<\/?({tags}))(?s:.*)/"
+        rf""" & ~/(?s:.*)["']({keys})["']\s*:(?s:.*)/"""
+    )
 
 
 def argument_schema(tool: type[Tool]) -> dict[str, Any]:
@@ -65,16 +76,17 @@ def lark_source(
     """
     if mode not in ("forced", "auto"):
         raise ValueError(f"no grammar for constraint mode {mode!r}")
-    if dialect == "functioncall":
-        wrap_open, wrap_close = literal("<multiplefunctions>"), literal("</multiplefunctions>")
-        call_rule = f"call: {literal('<functioncall>')} payload {literal('</functioncall>')}"
-        repeat = "" if mode == "forced" else "+"
-        calls = f"{wrap_open} call{repeat} {wrap_close}"
-    elif dialect == "tool_call":
-        call_rule = f'call: {literal("<tool_call>")} "\\n" payload "\\n" {literal("</tool_call>")}'
-        calls = "call" if mode == "forced" else 'call ("\\n" call)*'
+    fmt = call_format(dialect)  # ValueError for an unknown dialect
+    pad = f" {json.dumps(fmt.padding)}" if fmt.padding else ""
+    call_rule = f"call: {literal(fmt.open)}{pad} payload{pad} {literal(fmt.close)}"
+    if mode == "forced":
+        calls = "call"
+    elif fmt.separator:
+        calls = f"call ({json.dumps(fmt.separator)} call)*"
     else:
-        raise ValueError(f"unknown dialect {dialect!r}")
+        calls = "call+"
+    if fmt.wrapper:
+        calls = f"{literal(f'<{fmt.wrapper}>')} {calls} {literal(f'</{fmt.wrapper}>')}"
     start = f"start: {calls}" if mode == "forced" else f"start: TEXT | {calls}"
     lines = [
         "%llguidance {}",
@@ -83,5 +95,5 @@ def lark_source(
         f"payload: %json {json.dumps(call_schema(tools))}",
     ]
     if mode == "auto":
-        lines.append(_TEXT_TERMINAL)
+        lines.append(text_terminal())
     return "\n".join(lines) + "\n"

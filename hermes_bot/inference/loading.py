@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from hermes_bot.call_format import STOP_TOKENS
 from hermes_bot.config import ModelSettings
 from hermes_bot.errors import ModelLoadError
 
@@ -192,7 +193,7 @@ def load(settings: ModelSettings) -> LoadedModel:
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_id
     stops = {int(eos_id)}
     # A model that opens a new ChatML turn has finished its own.
-    for token in ("<|im_end|>", "<|im_start|>"):
+    for token in STOP_TOKENS:
         token_id = _token_id(tokenizer, token)
         if token_id is not None:
             stops.add(token_id)

@@ -15,6 +15,7 @@ import torch
 from pydantic import Field
 
 from hermes_bot.backend import Constraint, GenerationParams, GenerationRequest
+from hermes_bot.call_format import markup_tags
 from hermes_bot.errors import GrammarError
 from hermes_bot.inference import grammar
 from hermes_bot.inference.grammar import GrammarCompiler, RowMatcher
@@ -24,7 +25,7 @@ from hermes_bot.tools import TOOLS, Tool, ToolCall, validate_call
 from tests.inference.conftest import chat
 
 DIALECTS = ("functioncall", "tool_call")
-CALL_TAGS = ("<multiplefunctions", "<functioncall", "<tool_call", "</functioncall", "</tool_call")
+CALL_TAGS = markup_tags()  # every spelling the parser reads, opening and closing
 EOS = 32000  # <|im_end|> in the tiny model's tokenizer (vocabulary 32002)
 JOKE = ToolCall(
     "Joke", {"setup": "Why did the chicken cross the road?", "answer": "To get across."}
@@ -152,10 +153,32 @@ def test_a_token_outside_the_mask_stops_the_row(compiler, tokenize):
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-@pytest.mark.parametrize("tag", CALL_TAGS)
+@pytest.mark.parametrize("tag", [*CALL_TAGS, "<TOOL_CALL>", "</Function_Call>"])
 def test_auto_text_cannot_contain_a_call_tag(compiler, tokenize, dialect, tag):
     matcher = compiler.matcher(Constraint("auto", dialect))
-    assert not produce(compiler, matcher, tokenize(f"Here you go: {tag}> done"))
+    assert not produce(compiler, matcher, tokenize(f"Here you go: {tag} done"))
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize(
+    "text",
+    [
+        'Sure! <function_call>{"name": "Joke", "arguments": {"setup": "", "extra": 1}}'
+        "</function_call>",
+        'Sure! ```json\n{"name": "Joke", "arguments": {"setup": ""}}\n```',
+        "Sure! {'function': 'Joke', 'parameters': {}}",
+    ],
+)
+def test_auto_text_cannot_hold_a_call_the_parser_would_read(compiler, tokenize, dialect, text):
+    assert parse_completion(text).calls or parse_completion(text).errors
+    matcher = compiler.matcher(Constraint("auto", dialect))
+    assert not produce(compiler, matcher, tokenize(text))
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_auto_text_may_hold_markup_characters(compiler, tokenize, dialect):
+    matcher = compiler.matcher(Constraint("auto", dialect))
+    assert produce(compiler, matcher, tokenize('R&B <b>is</b> {"name": "Ada"} & a < b.'))
 
 
 def test_off_means_no_matcher(compiler):
@@ -359,7 +382,7 @@ def test_auto_rows_write_text_or_complete_valid_calls(mixed_run):
                 validate_call(call)
         else:
             assert result.text.strip() and parsed.calls == []
-            assert not any(tag in result.text for tag in CALL_TAGS)
+            assert not any(tag in result.text.lower() for tag in CALL_TAGS)
 
 
 def test_off_rows_are_left_alone(mixed_run):
