@@ -3,6 +3,7 @@
 python bot.py                      Discord when a token is configured, else the console
 python bot.py --console            chat in the terminal
 python bot.py --model ./my-model   override model.id (a hub id or a local directory)
+python bot.py --remote URL         generate on an OpenAI-compatible server (repeat for several)
 python bot.py --help               everything else (config lookup, environment overrides)
 """
 

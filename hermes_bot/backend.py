@@ -67,6 +67,19 @@ class GenerationResult:
 
 
 @dataclass(frozen=True)
+class ServerStatus:
+    """One inference server behind a remote backend, for /status."""
+
+    url: str
+    state: Literal["up", "down"]
+    engine: str
+    in_flight: int = 0
+    completed: int = 0
+    failed: int = 0
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
 class BackendStats:
     """Numbers for /status and the logs."""
 
@@ -82,6 +95,7 @@ class BackendStats:
     failed: int = 0
     rejected: int = 0
     generated_tokens: int = 0
+    servers: tuple[ServerStatus, ...] = ()
 
 
 @runtime_checkable

@@ -13,6 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from hermes_bot.backend import Backend
 from hermes_bot.config import DEFAULT_MODEL, Settings, load_settings
 from hermes_bot.config_sources import ConfigFile, find_config_file, user_config_dir, user_log_dir
 from hermes_bot.errors import ConfigError, HermesBotError
@@ -51,6 +52,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--console", action="store_true", help="chat in the terminal")
     parser.add_argument("--model", metavar="ID_OR_DIR", help="hub id or local directory")
     parser.add_argument("--device", help="auto, cuda, cpu or mps (overrides model.device)")
+    parser.add_argument(
+        "--remote",
+        action="append",
+        metavar="URL",
+        help="OpenAI-compatible server base URL ending in /v1; repeat for several "
+        "(overrides remote.urls; no model is loaded in the bot; see docs/scaling.md)",
+    )
     return parser.parse_args(argv)
 
 
@@ -74,7 +82,11 @@ def setup_logging(level: str, log_file: Path | None = None) -> None:
 
 
 def build_settings(args: argparse.Namespace, config: ConfigFile) -> Settings:
-    overrides = {"model.id": ("--model", args.model), "model.device": ("--device", args.device)}
+    overrides = {
+        "model.id": ("--model", args.model),
+        "model.device": ("--device", args.device),
+        "remote.urls": ("--remote", args.remote),
+    }
     return load_settings(config.path, required=args.config is not None, overrides=overrides)
 
 
@@ -84,13 +96,23 @@ def has_platform(settings: Settings) -> bool:
     return token is not None and bool(token.get_secret_value().strip())
 
 
-async def run(settings: Settings, console: bool) -> int:
+def make_backend(settings: Settings) -> Backend:
+    """The remote backend when servers are configured (no torch), else the local model."""
+    if settings.remote.urls:
+        from hermes_bot.inference.remote import RemoteBackend
+
+        return RemoteBackend.from_settings(settings)
     from hermes_bot.inference.loading import route_library_logs
     from hermes_bot.inference.transformers_backend import TransformersBackend
-    from hermes_bot.pipeline import Pipeline
 
     route_library_logs()
-    backend = TransformersBackend.from_settings(settings)
+    return TransformersBackend.from_settings(settings)
+
+
+async def run(settings: Settings, console: bool) -> int:
+    from hermes_bot.pipeline import Pipeline
+
+    backend = make_backend(settings)
     pipeline = Pipeline.from_settings(backend, settings)
     try:
         if not console:
@@ -99,7 +121,8 @@ async def run(settings: Settings, console: bool) -> int:
             return await run_discord(settings, pipeline)
         from hermes_bot.adapters.console import run_console
 
-        print(f"hermes-bot: loading {settings.model.id} ...", file=sys.stderr, flush=True)
+        where = ", ".join(settings.remote.urls) or settings.model.id
+        print(f"hermes-bot: loading {where} ...", file=sys.stderr, flush=True)
         return await run_console(pipeline)
     finally:
         await backend.close()

@@ -16,7 +16,15 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 
 from hermes_bot.backend import GenerationParams
 from hermes_bot.config_sources import Layers, add_environment, describe, read_file
@@ -110,6 +118,31 @@ class SlackSettings(Section):
     ping_interval: float = Field(10.0, gt=0)
 
 
+class RemoteSettings(Section):
+    """OpenAI-compatible inference servers; non-empty ``urls`` replaces the local model."""
+
+    urls: list[str] = []
+    api_key: SecretStr | None = None
+    model: str | None = None
+    engine: Literal["auto", "vllm", "sglang", "llama.cpp", "ollama", "tgi", "generic"] = "auto"
+    tokenizer: str | None = None
+    connect_timeout: float = Field(5.0, gt=0)
+    read_timeout: float = Field(60.0, gt=0)
+    request_timeout: float = Field(300.0, gt=0)
+    probe_interval: float = Field(10.0, gt=0)
+
+    @field_validator("urls")
+    @classmethod
+    def _base_urls(cls, urls: list[str]) -> list[str]:
+        cleaned = [url.strip().rstrip("/") for url in urls]
+        for url in cleaned:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s) URL such as http://127.0.0.1:8000/v1")
+        if len(set(cleaned)) != len(cleaned):
+            raise ValueError("a URL is listed twice")
+        return cleaned
+
+
 class LoggingSettings(Section):
     level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], Upper] = "INFO"
     # Unset: stderr, except in the console, which logs to <user log dir>/console.log.
@@ -125,6 +158,7 @@ class Settings(Section):
     chat: ChatSettings = ChatSettings()
     discord: DiscordSettings = DiscordSettings()
     slack: SlackSettings = SlackSettings()
+    remote: RemoteSettings = RemoteSettings()
     logging: LoggingSettings = LoggingSettings()
 
 

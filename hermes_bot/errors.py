@@ -50,6 +50,14 @@ class GenerationError(HermesBotError):
     default_user_message = "I couldn't finish that answer. Please try again."
 
 
+class ServerUnreachable(GenerationError):
+    """No inference server could take the request (remote backend)."""
+
+    default_user_message = (
+        "The model server is unreachable right now. Please try again in a few minutes."
+    )
+
+
 class PromptTooLong(GenerationError):
     """The prompt does not fit in the model's context window."""
 

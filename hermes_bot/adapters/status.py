@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hermes_bot.backend import BackendStats
+from hermes_bot.backend import BackendStats, ServerStatus
 
 
 def duration(seconds: float) -> str:
@@ -16,7 +16,8 @@ def duration(seconds: float) -> str:
 
 
 def status_fields(stats: BackendStats, uptime: float, history: int) -> list[tuple[str, str]]:
-    """(label, value) pairs: model, device, queue, speed, latency, uptime, conversation."""
+    """(label, value) pairs: model, device, queue, speed, latency, uptime, conversation,
+    and each inference server behind a remote backend."""
     return [
         ("Model", stats.model),
         ("Device", stats.device),
@@ -25,4 +26,17 @@ def status_fields(stats: BackendStats, uptime: float, history: int) -> list[tupl
         ("Latency", f"p50 {stats.latency_p50_ms:.0f} ms · p95 {stats.latency_p95_ms:.0f} ms"),
         ("Uptime", duration(uptime)),
         ("This conversation", f"{history} messages remembered"),
+        *([("Servers", _servers(stats.servers))] if stats.servers else []),
     ]
+
+
+def _servers(servers: tuple[ServerStatus, ...]) -> str:
+    """One line per inference server: its state, engine and load, or why it is down."""
+    lines = []
+    for server in servers:
+        if server.state == "up":
+            detail = f"up · {server.engine} · {server.in_flight} in flight"
+        else:
+            detail = f"down · {server.last_error[:80]}"
+        lines.append(f"{server.url} — {detail}")
+    return "\n".join(lines)

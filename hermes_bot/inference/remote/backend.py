@@ -1,0 +1,387 @@
+"""The remote backend: the bot's ChatML prompts completed by OpenAI-compatible servers.
+
+Requests go to ``/v1/completions`` (streamed), spread over the configured
+servers by least outstanding requests. A request that fails before its first
+token is retried on another server; one that fails after it ends with a
+clear error (the user has seen part of the answer). Forced calls end the
+prompt with the opening call tag and constrain the rest to the call's JSON
+schema where the engine takes one. No torch, no transformers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+from hermes_bot.backend import (
+    BackendStats,
+    Constraint,
+    GenerationParams,
+    GenerationRequest,
+    GenerationResult,
+)
+from hermes_bot.config import RemoteSettings, Settings
+from hermes_bot.errors import Busy, GenerationError, PromptTooLong, ServerUnreachable
+from hermes_bot.inference.metrics import Metrics
+from hermes_bot.inference.remote.client import Finish, ServerFailure, Timeouts, complete, get_json
+from hermes_bot.inference.remote.engines import (
+    STOP,
+    EngineName,
+    context_from_models,
+    engine,
+    engine_from_models,
+)
+from hermes_bot.inference.remote.gbnf import CALL_TAGS
+from hermes_bot.inference.remote.pool import Server, ServerPool
+from hermes_bot.inference.remote.tokens import (
+    FALLBACK_CHARS_PER_TOKEN,
+    TokenCounter,
+    estimating_counter,
+    load_tokenizer_counter,
+)
+
+_log = logging.getLogger(__name__)
+
+
+class Restart:
+    """Marker: drop the text received so far, the answer starts over."""
+
+
+RESTART = Restart()
+
+
+def _stopped_mid_answer(detail: str) -> GenerationError:
+    return GenerationError(
+        f"a server failed mid-answer and no other could continue: {detail}",
+        user_message="The model server stopped in the middle of my answer. Please try again.",
+    )
+
+
+_OPENAI_FIELDS = {"model", "prompt", "stream", "stop", "max_tokens", "temperature", "top_p"}
+_SAMPLE = "The quick brown fox jumps over the lazy dog. " * 8
+
+
+class RemoteBackend:
+    """Completes prompts on one or more OpenAI-compatible inference servers."""
+
+    def __init__(
+        self,
+        remote: RemoteSettings,
+        model_id: str,
+        context_window: int,
+        defaults: GenerationParams,
+    ) -> None:
+        if not remote.urls:
+            raise ValueError("the remote backend needs at least one URL")
+        self._settings = remote
+        self._model = remote.model or model_id
+        self._tokenizer_source = remote.tokenizer or model_id
+        self._context_window = context_window
+        self._defaults = defaults
+        fixed = None if remote.engine == "auto" else engine(remote.engine)
+        self._pool = ServerPool([Server(url, fixed or engine("generic")) for url in remote.urls])
+        self._auto = fixed is None
+        self._headers = {"Accept": "text/event-stream"}
+        if remote.api_key is not None:
+            self._headers["Authorization"] = f"Bearer {remote.api_key.get_secret_value()}"
+        self._metrics = Metrics()
+        self._counter: TokenCounter | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._prober: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RemoteBackend:
+        """A backend for ``settings.remote`` serving ``settings.model.id``."""
+        return cls(
+            settings.remote,
+            settings.model.id,
+            settings.model.context_window,
+            settings.generation.params(),
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def context_window(self) -> int:
+        """Tokens per request: the configured window, or less where a server allows less."""
+        return self._context_window
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes in a prompt (exact with tokenizer files, else estimated)."""
+        counter = self._counter or estimating_counter(FALLBACK_CHARS_PER_TOKEN)
+        return counter(text)
+
+    async def start(self) -> None:
+        """Probe every server (engine, context length); servers that don't answer start down."""
+        if self._session is not None:
+            return
+        self._session = aiohttp.ClientSession()
+        await asyncio.gather(*(self._probe(server) for server in self._pool.servers))
+        self._counter = load_tokenizer_counter(self._tokenizer_source)
+        if self._counter is None:
+            self._counter = await self._calibrated_counter()
+        up = [s.url for s in self._pool.servers if s.up]
+        _log.info("remote backend: %d of %d servers up %s", len(up), len(self._pool.servers), up)
+        self._prober = asyncio.create_task(self._probe_loop(), name="remote-probe")
+
+    async def close(self) -> None:
+        """Stop probing and close the connections (requests in flight fail)."""
+        if self._prober is not None:
+            self._prober.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._prober
+            self._prober = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _root(self, server: Server) -> str:
+        return server.url.removesuffix("/v1")
+
+    async def _probe(self, server: Server) -> bool:
+        """Ask ``server`` for its models; adopt what it says, and mark it up or down."""
+        assert self._session is not None
+        try:
+            listing = await get_json(
+                self._session,
+                f"{server.url}/models",
+                self._headers,
+                self._settings.connect_timeout,
+            )
+        except ServerFailure as failure:
+            self._pool.mark_down(server, str(failure))
+            return False
+        if self._auto:
+            name: EngineName = engine_from_models(listing)
+            if name != server.engine.name:
+                _log.info("inference server %s runs %s", server.url, name)
+            server.engine = engine(name)
+        limit = context_from_models(listing)
+        if limit is not None and limit < self._context_window:
+            _log.warning(
+                "%s serves %d tokens per request; using that instead of model.context_window %d",
+                server.url,
+                limit,
+                self._context_window,
+            )
+            self._context_window = limit
+        self._pool.mark_up(server)
+        return True
+
+    async def _probe_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.probe_interval)
+            down = self._pool.down()
+            if down:
+                await asyncio.gather(*(self._probe(server) for server in down))
+
+    async def _calibrated_counter(self) -> TokenCounter:
+        """An estimating counter calibrated with a server's ``/tokenize``, where one has it."""
+        assert self._session is not None
+        for server in (s for s in self._pool.servers if s.up):
+            try:
+                async with self._session.post(
+                    f"{self._root(server)}/tokenize",
+                    json={"content": _SAMPLE, "prompt": _SAMPLE, "model": self._model},
+                    headers=self._headers,
+                    timeout=aiohttp.ClientTimeout(total=self._settings.connect_timeout),
+                ) as response:
+                    answer: Any = await response.json(content_type=None)
+                count = answer.get("count") or len(answer.get("tokens") or [])
+            except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError):
+                continue
+            if count:
+                _log.info("counting tokens from %s/tokenize (estimated)", self._root(server))
+                return estimating_counter(len(_SAMPLE) / count)
+        _log.warning(
+            "no tokenizer files for %s and no /tokenize: prompt lengths are estimated; "
+            "set remote.tokenizer to a directory with tokenizer.model or tokenizer.json",
+            self._tokenizer_source,
+        )
+        return estimating_counter(FALLBACK_CHARS_PER_TOKEN)
+
+    # -- requests ------------------------------------------------------------------------
+
+    def _body(
+        self, server: Server, prompt: str, params: GenerationParams, constraint: Constraint | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self._model,
+            "prompt": prompt,
+            "stream": True,
+            "stop": list(STOP),
+            **server.engine.sampling_fields(params),
+            **server.engine.constraint_fields(constraint),
+        }
+        if server.plain:
+            body = {key: value for key, value in body.items() if key in _OPENAI_FIELDS}
+        return body
+
+    async def _completion(
+        self, request: GenerationRequest, *, restartable: bool
+    ) -> AsyncIterator[str | Finish | Restart]:
+        """Text deltas then a Finish, from the servers that take the request.
+
+        A server that fails mid-answer is replaced: unconstrained text continues
+        from where it stopped; a constrained answer starts over (``Restart``: drop
+        what was received) when ``restartable``, else the request fails.
+        """
+        if self._session is None:
+            raise GenerationError(
+                "the remote backend has not been started",
+                user_message="The model is not running right now. Please try again later.",
+            )
+        params = request.params or self._defaults
+        constraint = request.constraint
+        forced = constraint is not None and constraint.mode == "forced"
+        opening, closing, _ = CALL_TAGS[constraint.dialect] if forced else ("", "", "")
+        timeouts = Timeouts(
+            self._settings.connect_timeout,
+            self._settings.read_timeout,
+            request.timeout or self._settings.request_timeout,
+        )
+        tried: set[str] = set()
+        busy = 0
+        last = "no server is up"
+        text = ""  # what the servers have written so far, the opening tag not included
+        while (server := self._pool.pick(tried)) is not None:
+            tried.add(server.url)
+            constrained = server.engine.constrains(constraint) and not server.plain
+            remaining = params.max_new_tokens - (self.count_tokens(text) if text else 0)
+            body = self._body(
+                server,
+                request.prompt + opening + text,
+                params.with_overrides(max_new_tokens=max(remaining, 1)),
+                constraint,
+            )
+            server.outstanding += 1
+            try:
+                async for item in complete(
+                    self._session, f"{server.url}/completions", body, self._headers, timeouts
+                ):
+                    if not text and opening:
+                        yield opening
+                    if isinstance(item, Finish):
+                        if constrained and item.reason == "stop" and closing.strip() not in text:
+                            yield closing
+                        server.completed += 1
+                        yield item
+                        return
+                    if constrained and forced:
+                        # Bytes that are not UTF-8 (byte-fallback tokens) pass a GBNF grammar
+                        # as one character and arrive as one U+FFFD each: drop them, so
+                        # string lengths stay within what the grammar allowed.
+                        item = item.replace("\ufffd", "")
+                    text += item
+                    yield item
+            except ServerFailure as failure:
+                last = f"{server.url}: {failure}"
+                self._handle_failure(server, failure, body, tried)
+                if text and constraint is not None and constraint.mode != "off":
+                    if not restartable:
+                        raise _stopped_mid_answer(last) from None
+                    text = ""
+                    yield RESTART
+                busy += failure.kind == "busy"
+            finally:
+                server.outstanding -= 1
+        if text:
+            raise _stopped_mid_answer(last)
+        if busy and busy == len(tried):
+            raise Busy(f"every inference server is busy ({last})")
+        raise ServerUnreachable(f"no inference server could take the request; last: {last}")
+
+    def _handle_failure(
+        self, server: Server, failure: ServerFailure, body: dict[str, Any], tried: set[str]
+    ) -> None:
+        """Raise for failures another server would repeat; otherwise let the next one try."""
+        if failure.kind == "too_long":
+            raise PromptTooLong(f"{server.url}: {failure}")
+        if failure.kind == "unknown_fields" and not server.plain and set(body) - _OPENAI_FIELDS:
+            _log.warning(
+                "%s rejected the %s fields; sending it only OpenAI fields from now on (%s)",
+                server.engine.name,
+                ", ".join(sorted(set(body) - _OPENAI_FIELDS)),
+                failure,
+            )
+            server.plain = True
+            tried.discard(server.url)  # the same server again, without the extra fields
+            return
+        if failure.kind in ("rejected", "unknown_fields"):
+            raise GenerationError(
+                f"{server.url} rejected the request: {failure}",
+                user_message="The model server rejected that request. Please try again.",
+            )
+        server.failed += 1
+        if failure.kind != "busy":
+            self._pool.mark_down(server, str(failure))
+        _log.warning("%s could not take a request (%s); trying another", server.url, failure)
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
+        """Text deltas of the completion as the server sends them."""
+        started = time.monotonic()
+        first = True
+        try:
+            async for item in self._completion(request, restartable=False):
+                if isinstance(item, Finish):
+                    self._metrics.tokens(item.completion_tokens or 0)
+                    continue
+                if first:
+                    first = False
+                    self._metrics.first_token(time.monotonic() - started)
+                yield item
+        except BaseException:
+            self._metrics.finished(None)
+            raise
+        self._metrics.finished(time.monotonic() - started)
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        """The whole completion."""
+        started = time.monotonic()
+        parts: list[str] = []
+        finish = Finish("stop")
+        try:
+            async for item in self._completion(request, restartable=True):
+                if isinstance(item, Finish):
+                    finish = item
+                elif isinstance(item, Restart):
+                    parts.clear()
+                else:
+                    parts.append(item)
+        except BaseException:
+            self._metrics.finished(None)
+            raise
+        self._metrics.tokens(finish.completion_tokens or 0)
+        self._metrics.finished(time.monotonic() - started)
+        text = "".join(parts)
+        return GenerationResult(
+            text=text,
+            prompt_tokens=finish.prompt_tokens or self.count_tokens(request.prompt),
+            completion_tokens=finish.completion_tokens or self.count_tokens(text),
+            finish_reason=finish.reason,
+        )
+
+    def stats(self) -> BackendStats:
+        """Requests in flight, latency numbers and each server's state."""
+        snap = self._metrics.snapshot()
+        servers = self._pool.statuses()
+        up = sum(status.state == "up" for status in servers)
+        return BackendStats(
+            model=self._model,
+            device=f"remote: {up} of {len(servers)} servers up",
+            running=sum(status.in_flight for status in servers),
+            tokens_per_second=snap.tokens_per_second,
+            time_to_first_token_ms=snap.time_to_first_token_ms,
+            latency_p50_ms=snap.latency_p50_ms,
+            latency_p95_ms=snap.latency_p95_ms,
+            completed=snap.completed,
+            failed=snap.failed,
+            generated_tokens=snap.generated_tokens,
+            servers=servers,
+        )
