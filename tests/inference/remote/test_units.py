@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-import bot
+from hermes_bot import cli
 from hermes_bot.backend import Constraint, GenerationParams
 from hermes_bot.config import RemoteSettings
 from hermes_bot.inference.remote.client import _StopCutter
@@ -16,27 +16,28 @@ from hermes_bot.tools import TOOLS, Joke
 
 
 def test_remote_urls_on_the_command_line_replace_the_config(tmp_path):
+    from hermes_bot.config_sources import find_config_file
+
     config = tmp_path / "config.toml"
     config.write_text('[remote]\nurls = ["http://a:1/v1"]\nengine = "vllm"\n')
-    args = bot.parse_args(
+    args = cli.parse_args(
         ["--config", str(config), "--remote", "http://b:2/v1/", "--remote", "http://c:3/v1"]
     )
-    settings = bot.build_settings(args)
+    settings = cli.build_settings(args, find_config_file(args.config))
     assert settings.remote.urls == ["http://b:2/v1", "http://c:3/v1"]
     assert settings.remote.engine == "vllm"
-    assert type(bot.make_backend(settings)).__name__ == "RemoteBackend"
+    assert type(cli.make_backend(settings)).__name__ == "RemoteBackend"
 
 
 def test_a_bad_remote_url_is_a_clear_error(capsys):
-    assert bot.main(["--remote", "localhost:8000", "--console"]) == 2
+    assert cli.main(["--remote", "localhost:8000", "--console"]) == 2
     assert "is not an http(s) URL" in capsys.readouterr().err
 
 
-def test_the_api_key_comes_from_the_environment_and_stays_secret(monkeypatch):
+def test_the_api_key_comes_from_the_environment_and_stays_secret():
     from hermes_bot.config import load_settings
 
-    monkeypatch.setenv("HERMES_BOT_REMOTE__API_KEY", "sk-secret")
-    settings = load_settings("absent.toml")
+    settings = load_settings(environ={"HERMES_BOT_REMOTE__API_KEY": "sk-secret"})
     assert settings.remote.api_key is not None
     assert settings.remote.api_key.get_secret_value() == "sk-secret"
     assert "sk-secret" not in repr(settings)
