@@ -8,7 +8,9 @@ The token is handed to discord.py only and never logged.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterator
@@ -21,6 +23,7 @@ from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from hermes_bot.adapters.discord.cog import ChatCog
+from hermes_bot.adapters.discord.streaming import DELIVERY_ERRORS
 from hermes_bot.config import Settings
 from hermes_bot.errors import ConfigError
 from hermes_bot.pipeline import Pipeline
@@ -28,6 +31,11 @@ from hermes_bot.pipeline import Pipeline
 _log = logging.getLogger(__name__)
 
 Warmup = Callable[[], Awaitable[None]]
+COMMAND_FAILED = "⚠️ Sorry, that command failed on my side. Please try again in a moment."
+# On SIGTERM: seconds for accepted answers to show what they have, then for the client to end;
+# together well under a container's 10 s stop timeout.
+SHUTDOWN_GRACE = 5.0
+STARTUP_GRACE = 2.0
 
 
 @contextlib.contextmanager
@@ -107,18 +115,23 @@ class HermesDiscordBot(commands.Bot):
     async def _on_app_command_error(
         self, interaction: discord.Interaction, error: discord.app_commands.AppCommandError
     ) -> None:
+        """The one handler for failed slash commands: one log line, and the user is told."""
         if isinstance(error, discord.app_commands.CheckFailure):
             return
-        _log.error(
-            "slash command %s failed",
-            interaction.command and interaction.command.name,
-            exc_info=error,
-        )
+        name = interaction.command.name if interaction.command else "?"
+        _log.error("slash command /%s failed", name, exc_info=error)
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(COMMAND_FAILED, ephemeral=True)
+            else:
+                await interaction.response.send_message(COMMAND_FAILED, ephemeral=True)
+        except DELIVERY_ERRORS as failure:
+            _log.warning("could not tell the user /%s failed: %r", name, failure)
 
     async def close(self) -> None:
-        """Leave a notice on in-flight answers, then disconnect."""
+        """Stop accepting, give every accepted message its answer or a notice, then disconnect."""
         if self.chat is not None:
-            await self.chat.responder.cancel_all()
+            await self.chat.responder.shut_down(SHUTDOWN_GRACE)
         await super().close()
 
 
@@ -132,6 +145,10 @@ async def run_discord(
             "no Discord token",
             user_message="No Discord token: set DISCORD_TOKEN or [discord] token in config.toml.",
         )
+    # At exit the interpreter would collect every object the model left behind, which took
+    # seconds after SIGTERM with torch loaded; the process is ending, so skip that.
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGTERM, signal.SIGINT)
@@ -149,7 +166,7 @@ async def run_discord(
                     _log.info("signal received; closing the Discord client")
                     await bot.close()
                     # A start still warming the model up is not worth waiting for.
-                    await asyncio.wait({runner}, timeout=10)
+                    await asyncio.wait({runner}, timeout=STARTUP_GRACE)
                     runner.cancel()
                 await _result(runner)
     finally:

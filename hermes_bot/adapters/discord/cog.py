@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Any
 
 import discord
 from discord import app_commands
@@ -14,7 +16,7 @@ from discord.ext import commands
 
 from hermes_bot.adapters.discord.embeds import JokeView, make_embed, status_embed
 from hermes_bot.adapters.discord.responder import Responder
-from hermes_bot.adapters.discord.streaming import DELIVERY_ERRORS, NO_MENTIONS, ReplyWriter
+from hermes_bot.adapters.discord.streaming import DELIVERY_ERRORS, NO_MENTIONS, ReplyWriter, Send
 from hermes_bot.adapters.gate import Decision, Gate, Origin, Verdict
 from hermes_bot.config import DiscordSettings, Settings
 from hermes_bot.pipeline import Pipeline
@@ -24,6 +26,7 @@ _log = logging.getLogger(__name__)
 COOLDOWN_REACTION = "⏳"
 REFUSAL = "Sorry, I'm not enabled for you here. Ask a server admin if you think I should be."
 ANOTHER_JOKE = "Tell me another joke, a different one."
+TYPING_REFRESH = 8.0  # Discord shows "typing…" for about 10 s per call
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
 
 
@@ -55,6 +58,25 @@ def make_gate(settings: DiscordSettings) -> Gate:
         limit=settings.rate_limit_messages,
         window=settings.rate_limit_seconds,
     )
+
+
+async def _keep_typing(channel: discord.abc.Messageable) -> None:
+    """Show "typing…" until cancelled; decoration only, so any failure just ends it."""
+    try:
+        while True:
+            await channel.typing()
+            await asyncio.sleep(TYPING_REFRESH)
+    except DELIVERY_ERRORS as error:
+        _log.debug("typing indicator failed: %r", error)
+
+
+def _followup_send(interaction: discord.Interaction) -> Send:
+    """Send a follow-up message (webhooks take no nonce, so it is dropped)."""
+
+    async def send(*, nonce: int | None = None, **options: Any) -> discord.Message:
+        return await interaction.followup.send(wait=True, **options)
+
+    return send
 
 
 class ChatCog(commands.Cog):
@@ -141,10 +163,13 @@ class ChatCog(commands.Cog):
             interval=self.settings.stream_edit_interval,
             on_again=self.another_joke,
         )
-        async with message.channel.typing():
+        typing = asyncio.create_task(_keep_typing(message.channel), name="discord-typing")
+        try:
             await self.responder.answer(
                 key, self._prompt_text(message), writer, source_id=message.id
             )
+        finally:
+            typing.cancel()
 
     async def _cool_down(self, message: discord.Message, decision: Decision) -> None:
         """Tell a rate-limited user once per window; mark their later messages with a reaction."""
@@ -198,7 +223,7 @@ class ChatCog(commands.Cog):
             await interaction.response.send_message(notice, ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
-        send = partial(interaction.followup.send, wait=True)
+        send = _followup_send(interaction)
         writer = ReplyWriter(
             send, send, interval=self.settings.stream_edit_interval, on_again=self.another_joke
         )
@@ -254,13 +279,6 @@ class ChatCog(commands.Cog):
         uptime = time.monotonic() - self.started
         embed = status_embed(self.pipeline.stats(), uptime, history)
         await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
-
-    async def cog_app_command_error(
-        self, interaction: discord.Interaction, error: app_commands.AppCommandError
-    ) -> None:
-        if isinstance(error, app_commands.CheckFailure):
-            return
-        _log.error("slash command failed", exc_info=error)
 
     # -- owner text command -----------------------------------------------------------------
 

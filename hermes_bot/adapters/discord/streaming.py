@@ -4,6 +4,11 @@ While the model writes, the visible text (the pipeline already holds back call
 markup) is shown with a "still writing" mark, edited at most once per interval.
 Past 2000 characters the text continues in follow-up messages. The final
 render removes the mark, or swaps the text for the tool embeds.
+
+Nothing is lost when Discord misbehaves: a write that fails on a dropped
+connection or a 5xx is retried (sends carry a nonce, so Discord drops a
+duplicate), a message deleted under the writer is posted again, and
+cancelling the caller never cancels a write half-way.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import discord
@@ -30,8 +36,26 @@ MESSAGE_LIMIT = 2000
 NO_MENTIONS = discord.AllowedMentions.none()
 # What a send, edit or reaction can fail with: Discord refused it, or the connection did.
 DELIVERY_ERRORS = (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError)
+# Failures worth another try: the connection, or Discord's side (discord.py retried some).
+TRANSIENT_ERRORS = (aiohttp.ClientError, OSError, TimeoutError, discord.DiscordServerError)
+WRITE_ATTEMPTS = 3
+RETRY_DELAY = 0.25
 
 Send = Callable[..., Awaitable[discord.Message]]
+T = TypeVar("T")
+
+
+async def attempt(write: Callable[[], Awaitable[T]], what: str) -> T:
+    """Run one Discord write, retrying transient failures a few times with a short backoff."""
+    for tries in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            return await write()
+        except TRANSIENT_ERRORS as error:
+            if tries == WRITE_ATTEMPTS:
+                raise
+            _log.warning("%s failed (%r); retrying", what, error)
+            await asyncio.sleep(RETRY_DELAY * 2 ** (tries - 1))
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -87,8 +111,8 @@ class ReplyWriter:
                 parts[-1].content = f"{parts[-1].content}{MARK}"
                 try:
                     await self._render(parts, trim=False)
-                except discord.HTTPException as error:
-                    _log.warning("streaming edit failed: %s", error)
+                except DELIVERY_ERRORS as error:
+                    _log.warning("streaming edit failed: %r", error)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self._interval)
 
@@ -96,7 +120,8 @@ class ReplyWriter:
         self._stop.set()
         self._dirty.set()
         if self._flusher is not None:
-            await self._flusher
+            # wait() leaves the flusher alone if we are cancelled: its edit completes.
+            await asyncio.wait({self._flusher})
 
     async def finish(self, reply: Reply) -> list[discord.Message]:
         """Show the final reply; returns the messages it occupies."""
@@ -138,33 +163,61 @@ class ReplyWriter:
         raise TypeError(f"unknown reply {reply!r}")
 
     async def _render(self, parts: list[Part], *, trim: bool) -> None:
-        """Make the messages look like ``parts``: edit what changed, send what is missing."""
+        """Make the messages look like ``parts``: send what is missing, edit what changed.
+
+        New messages go out before edits, so a continuation carrying the mark
+        appears before the mark leaves the message above it. Runs as its own
+        task: cancelling the caller never cuts a write in half.
+        """
+        render = asyncio.create_task(self._render_now(parts, trim=trim))
+        await asyncio.wait({render})
+        render.result()
+
+    async def _render_now(self, parts: list[Part], *, trim: bool) -> None:
         async with self._lock:
+            for index in range(len(self.messages), len(parts)):
+                self.messages.append(await self._send_part(parts[index], first=index == 0))
+                self._shown.append(_looks(parts[index]))
             for index, part in enumerate(parts):
-                key = (part.content, part.embed.to_dict() if part.embed else None, id(part.view))
-                if index < len(self.messages):
-                    if self._shown[index] == key:
-                        continue
-                    await self.messages[index].edit(
-                        content=part.content,
-                        embed=part.embed,
-                        view=part.view,
-                        allowed_mentions=NO_MENTIONS,
-                    )
-                    self._shown[index] = key
-                else:
-                    send = self._send_first if not self.messages else self._send
-                    options: dict[str, Any] = {"allowed_mentions": NO_MENTIONS}
-                    for name in ("content", "embed", "view"):
-                        if getattr(part, name) is not None:
-                            options[name] = getattr(part, name)
-                    self.messages.append(await send(**options))
-                    self._shown.append(key)
+                if self._shown[index] != _looks(part):
+                    await self._edit_part(index, part)
             if trim:
                 while len(self.messages) > len(parts):
                     message = self.messages.pop()
                     self._shown.pop()
                     try:
                         await message.delete()
-                    except discord.HTTPException as error:
-                        _log.warning("could not delete a surplus message: %s", error)
+                    except DELIVERY_ERRORS as error:
+                        _log.warning("could not delete a surplus message: %r", error)
+
+    async def _send_part(self, part: Part, *, first: bool) -> discord.Message:
+        send = self._send_first if first else self._send
+        options: dict[str, Any] = {"allowed_mentions": NO_MENTIONS}
+        for name in ("content", "embed", "view"):
+            if getattr(part, name) is not None:
+                options[name] = getattr(part, name)
+        # Retries reuse the nonce: Discord returns the first message instead of a duplicate.
+        nonce = secrets.randbits(63)
+        return await attempt(lambda: send(nonce=nonce, **options), "sending a message")
+
+    async def _edit_part(self, index: int, part: Part) -> None:
+        message = self.messages[index]
+        try:
+            self.messages[index] = await attempt(
+                lambda: message.edit(
+                    content=part.content,
+                    embed=part.embed,
+                    view=part.view,
+                    allowed_mentions=NO_MENTIONS,
+                ),
+                "editing a message",
+            )
+        except discord.NotFound:
+            _log.warning("message %s was deleted under the reply; posting it again", message.id)
+            self.messages[index] = await self._send_part(part, first=index == 0)
+        self._shown[index] = _looks(part)
+
+
+def _looks(part: Part) -> tuple[Any, ...]:
+    """What a part shows, for telling whether a message needs an edit."""
+    return (part.content, part.embed.to_dict() if part.embed else None, id(part.view))

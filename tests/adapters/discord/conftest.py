@@ -52,6 +52,21 @@ async def spawn_against(fake: FakeDiscord, *args: str, **env: str) -> asyncio.su
     )
 
 
+def _signal_finished_turns(bot: HermesDiscordBot, fake: FakeDiscord) -> None:
+    """Tell ``fake`` each time the bot's responder finishes a turn: a barrier for tests."""
+    assert bot.chat is not None
+    responder = bot.chat.responder
+    answer = responder.answer
+
+    async def answer_and_signal(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await answer(*args, **kwargs)
+        finally:
+            fake.turn_finished()
+
+    responder.answer = answer_and_signal  # type: ignore[method-assign]
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeDiscord]:
     server = await FakeDiscord().start()
@@ -94,6 +109,7 @@ async def start_bot(fake: FakeDiscord) -> AsyncIterator[StartBot]:
         pipeline = Pipeline.from_settings(backend, settings)
         bot = HermesDiscordBot(settings, pipeline, warmup=backend.start, guild_ready_timeout=0.01)
         await bot.login(TOKEN)
+        _signal_finished_turns(bot, fake)
         task = asyncio.create_task(bot.connect())
         started.append((bot, task))
         async with asyncio.timeout(10):

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from aiohttp import WSMsgType, web
 
 from tests.adapters.discord import fake_payloads as p
+from tests.adapters.discord.fake_faults import DROP_AFTER, Fault, apply, drop
 from tests.adapters.discord.fake_rest import RestRoutes
 from tests.adapters.discord.fake_users import (  # noqa: F401  (re-exported ids)
     ALICE,
@@ -79,6 +80,9 @@ class FakeDiscord(RestRoutes, UserActions):
         self._interactions: dict[str, p.Payload] = {}
         self.followups: dict[str, list[int]] = {}
         self.reactions: dict[int, list[str]] = {}
+        self.faults: list[Fault] = []
+        self.nonces: dict[str, p.Payload] = {}
+        self.turns_finished = 0
         self._ws: web.WebSocketResponse | None = None
         self._session_id: str | None = None
         self._seq = 0
@@ -128,6 +132,8 @@ class FakeDiscord(RestRoutes, UserActions):
         return self
 
     async def close(self) -> None:
+        for fault in self.faults:
+            fault.release.set()
         if self._ws is not None:
             await self._ws.close()
         if self._runner is not None:
@@ -222,17 +228,41 @@ class FakeDiscord(RestRoutes, UserActions):
         loop = asyncio.get_running_loop()
         self.calls.append(Call(request.method, path, dict(request.query), body, auth, loop.time()))
         parts = path.strip("/").split("/")
+        fault = next((f for f in self.faults if f.matches(request.method, parts)), None)
+        if fault is not None and (response := await apply(fault, request)) is not None:
+            return response
         webhook = parts[0] in ("interactions", "webhooks")
         if not webhook and auth != f"Bot {TOKEN}":
             return _json({"message": "401: Unauthorized", "code": 0}, 401)
         result = self._route(request.method, parts, body or {})
+        if fault is not None and fault.status == DROP_AFTER:
+            drop(request)
         if result is None:
             return _json({"message": f"no fake route for {request.method} {path}", "code": 0}, 404)
         if result == 204:
             return web.Response(status=204)
+        if result == 404:
+            return _json({"message": "Unknown Message", "code": 10008}, 404)
         return _json(result)
 
+    def fail(self, method: str, *prefix: str, **options: Any) -> Fault:
+        """Make the next matching REST call(s) fail; see :class:`Fault` for the options."""
+        fault = Fault(method, prefix, **options)
+        self.faults.append(fault)
+        return fault
+
     # -- what users see ---------------------------------------------------------------------
+
+    def turn_finished(self) -> None:
+        """Called by the test harness each time the bot finished a turn (answer or notice)."""
+        self.turns_finished += 1
+
+    async def final_messages(
+        self, channel_id: int, *, turns: int = 1, timeout: float = 10.0
+    ) -> list[p.Payload]:
+        """The bot's messages in ``channel_id`` once it has finished ``turns`` turns in all."""
+        await self.wait_for(lambda: self.turns_finished >= turns, timeout)
+        return self.bot_messages(channel_id)
 
     def requests(self, method: str, *prefix: str) -> list[Call]:
         """Calls with ``method`` whose path starts with the given segments ("*" matches any)."""

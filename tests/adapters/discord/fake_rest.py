@@ -18,6 +18,7 @@ class RestRoutes:
     commands: dict[str, list[p.Payload]]
     followups: dict[str, list[int]]
     reactions: dict[int, list[str]]
+    nonces: dict[str, p.Payload]
     _ids: itertools.count[int]
     _interactions: dict[str, p.Payload]
 
@@ -95,7 +96,13 @@ class RestRoutes:
     def create_message(
         self, channel_id: int, body: p.Payload, *, webhook: bool = False
     ) -> p.Payload:
-        """Store a message written by the bot (as REST would) and return its payload."""
+        """Store a message written by the bot (as REST would) and return its payload.
+
+        Like Discord with ``enforce_nonce``, a repeated nonce returns the first message.
+        """
+        nonce = body.get("nonce") if body.get("enforce_nonce") else None
+        if nonce is not None and nonce in self.nonces:
+            return self.nonces[nonce]
         guild_id = self.guild_of(channel_id)
         referenced = None
         if body.get("message_reference"):
@@ -114,10 +121,14 @@ class RestRoutes:
         if webhook:
             data["webhook_id"] = str(APP_ID)
         self.messages[int(data["id"])] = data
+        if nonce is not None:
+            self.nonces[nonce] = data
         return data
 
-    def _edit(self, message_id: int, body: p.Payload) -> p.Payload:
-        data = self.messages[message_id]
+    def _edit(self, message_id: int, body: p.Payload) -> p.Payload | int:
+        data = self.messages.get(message_id)
+        if data is None:
+            return 404
         for key in ("content", "embeds", "components"):
             if key in body:
                 data[key] = body[key] if body[key] is not None else ([] if key != "content" else "")

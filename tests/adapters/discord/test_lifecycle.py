@@ -1,20 +1,20 @@
-"""Lifecycle: gateway RECONNECT mid-answer, a burst of users, SIGTERM exits 0 without leaking the token."""
+"""Lifecycle: gateway RECONNECT mid-answer, a burst of users, SIGTERM with answers in flight."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
-import textwrap
 from collections import Counter
 
 import pytest
 
-from hermes_bot.adapters.discord import run_discord
+from hermes_bot.adapters.discord import client, run_discord
+from hermes_bot.adapters.discord.responder import SHUTDOWN_NOTICE
 from hermes_bot.config import DiscordSettings, Settings
 from hermes_bot.errors import Busy, ConfigError
 from hermes_bot.pipeline import Pipeline
-from tests.adapters.discord.conftest import spawn_against
-from tests.adapters.discord.fake_discord import GENERAL_ID, TOKEN
+from tests.adapters.discord.fake_discord import ALICE, GENERAL_ID, RANDOM_ID, THREAD_ID, TOKEN
 from tests.fakes import ScriptedBackend
 
 
@@ -81,45 +81,79 @@ async def test_fifty_messages_from_ten_users_each_get_exactly_one_reply(fake, st
     assert kinds["answer"] + kinds["busy"] == 40
 
 
-_CHILD = textwrap.dedent(
-    """
-    import asyncio, logging, sys
-    from hermes_bot.adapters.discord import run_discord
-    from hermes_bot.config import load_settings
-    from hermes_bot.pipeline import Pipeline
-    from tests.fakes import ScriptedBackend
+class StagedBackend(ScriptedBackend):
+    """The user's words pick a stage: ``queued`` never starts, ``streaming`` writes a little
+    then hangs, ``done`` is answered at once."""
 
-    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
-    settings = load_settings("no-such-config.toml")  # defaults, env and DISCORD_TOKEN
-    backend = ScriptedBackend(["A very slow answer " * 20], delay=60.0, chunk=4)
-    print("starting", flush=True)
-    sys.exit(asyncio.run(run_discord(settings, Pipeline.from_settings(backend, settings),
-                                     guild_ready_timeout=0.01)))
-    """
-)
+    def __init__(self) -> None:
+        super().__init__(lambda request: "")
+        self.finished: list[str] = []
+        self._never = asyncio.Event()
+
+    async def stream(self, request):
+        self.requests.append(request)
+        user = request.prompt.rsplit("<|im_start|>user", 1)[1]
+        stage = next(word for word in ("queued", "streaming", "done") if word in user)
+        if stage == "queued":
+            await self._never.wait()
+        if stage == "streaming":
+            yield "Half of an answer"
+            await self._never.wait()
+        yield f"The whole answer to {stage}."
+        self.finished.append(stage)
 
 
-async def test_sigterm_closes_cleanly_with_exit_code_0_and_never_logs_the_token(fake):
-    process = await spawn_against(
-        fake, "-c", _CHILD, HERMES_BOT_DISCORD__STREAM_EDIT_INTERVAL="0.2"
+async def test_sigterm_answers_or_notifies_every_accepted_message_then_exits_0(
+    fake, monkeypatch, caplog
+):
+    """SIGTERM with answers in every stage: queued, streaming, being posted, arriving late."""
+    caplog.set_level("DEBUG")
+    monkeypatch.setattr(client, "SHUTDOWN_GRACE", 60.0)  # the test decides when posting ends
+    settings = Settings(
+        discord=DiscordSettings(
+            token=TOKEN,
+            api_base_url=fake.api_base_url,
+            gateway_url=fake.gateway_url,
+            stream_edit_interval=0.2,
+        )
     )
-    try:
-        await fake.wait_for(lambda: fake.ready.is_set(), timeout=30)
-        await asyncio.sleep(0.1)
-        await fake.send_message("say something slowly")
-        [message] = await fake.wait_for(lambda: fake.bot_messages(GENERAL_ID), timeout=10)
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
-    finally:
-        if process.returncode is None:
-            process.kill()
-    assert process.returncode == 0, stderr.decode()[-2000:]
-    assert "restarting" in message["content"]
-    assert "▌" not in message["content"]
-    output = stdout.decode() + stderr.decode()
-    assert "IDENTIFY" in output or "connected" in output
-    assert TOKEN not in output
-    assert TOKEN.split(".")[1] not in output
+    backend = StagedBackend()
+    pipeline = Pipeline.from_settings(backend, settings)
+    bot = asyncio.create_task(run_discord(settings, pipeline, guild_ready_timeout=0.01))
+    await fake.wait_for(lambda: fake.ready.is_set())
+    posting = fake.fail("POST", "channels", str(RANDOM_ID), "messages", hold=True)
+    queued = await fake.send_message("please wait, queued")
+    streaming = await fake.send_message("now streaming", dm=True, mention_bot=False)
+    done = await fake.send_message("almost done", channel_id=RANDOM_ID)
+    await fake.wait_for(lambda: fake.bot_messages(5000 + ALICE))  # "streaming" shows text
+    await fake.wait_for(lambda: "done" in backend.finished and posting.hits)
+    assert len(backend.requests) == 3
+
+    os.kill(os.getpid(), signal.SIGTERM)
+
+    def reply_to(question):
+        return lambda: [
+            m
+            for m in fake.messages.values()
+            if (m.get("message_reference") or {}).get("message_id") == question["id"]
+            and "▌" not in m["content"]
+        ]
+
+    [queued_reply] = await fake.wait_for(reply_to(queued))
+    [streaming_reply] = await fake.wait_for(reply_to(streaming))
+    late = await fake.send_message("arriving late", channel_id=THREAD_ID)
+    [late_reply] = await fake.wait_for(reply_to(late))
+    assert not bot.done()  # still posting "almost done"
+    posting.release.set()
+    assert await asyncio.wait_for(bot, 30) == 0
+    [done_reply] = reply_to(done)()
+
+    assert queued_reply["content"] == SHUTDOWN_NOTICE
+    assert streaming_reply["content"] == f"Half of an answer\n\n*{SHUTDOWN_NOTICE}*"
+    assert done_reply["content"] == "The whole answer to done."
+    assert late_reply["content"] == SHUTDOWN_NOTICE
+    assert len(backend.requests) == 3  # nothing generated after SIGTERM
+    assert TOKEN not in caplog.text and TOKEN.split(".")[1] not in caplog.text
 
 
 async def test_a_rejected_or_missing_token_is_a_config_error_that_says_what_to_do(fake):
