@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -123,3 +124,18 @@ async def test_a_question_deleted_while_its_answer_is_written_withdraws_the_answ
     await fake.send_message("still there?")
     [reply] = await fake.final_messages(GENERAL_ID, turns=2)
     assert reply["content"] == "Next."
+
+
+async def test_shutdown_while_a_streamed_edit_is_in_flight_still_finishes_the_answer(
+    fake, start_bot
+):
+    run = await start_bot([ANSWER], delay=0.5, chunk=8)
+    held = fake.fail("PATCH", "channels", str(GENERAL_ID), "messages", hold=True)
+    await fake.send_message("hello?")
+    await fake.wait_for(lambda: held.hits and all(t.generation.done() for t in _turns(run)))
+    closing = asyncio.create_task(run.bot.close())
+    await fake.wait_for(lambda: run.bot.chat.responder.closing)
+    held.release.set()
+    await closing
+    [reply] = fake.bot_messages(GENERAL_ID)
+    assert reply["content"] == ANSWER
