@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import pytest
@@ -19,37 +18,61 @@ from tests.adapters.discord.fake_discord import (
     VIP_ROLE,
 )
 
+# (settings, where a denied message comes from, where an allowed one comes from)
 DENIALS = [
-    pytest.param({"allowed_guilds": [GUILD_ID]}, {"channel_id": OTHER_CHANNEL_ID}, id="guild"),
-    pytest.param({"allowed_channels": [RANDOM_ID]}, {"channel_id": GENERAL_ID}, id="channel"),
-    pytest.param({"allowed_roles": [VIP_ROLE]}, {"roles": (MEMBER_ROLE,)}, id="role"),
-    pytest.param({"allowed_users": [BOB]}, {"user_id": ALICE}, id="user"),
+    pytest.param(
+        {"allowed_guilds": [GUILD_ID]},
+        {"channel_id": OTHER_CHANNEL_ID},
+        {"channel_id": GENERAL_ID},
+        id="guild",
+    ),
+    pytest.param(
+        {"allowed_channels": [RANDOM_ID]},
+        {"channel_id": GENERAL_ID},
+        {"channel_id": RANDOM_ID},
+        id="channel",
+    ),
+    pytest.param(
+        {"allowed_roles": [VIP_ROLE]}, {"roles": (MEMBER_ROLE,)}, {"roles": (VIP_ROLE,)}, id="role"
+    ),
+    pytest.param({"allowed_users": [BOB]}, {"user_id": ALICE}, {"user_id": BOB}, id="user"),
 ]
 
 
-@pytest.mark.parametrize(("settings", "where"), DENIALS)
+def _channel(where):
+    return where.get("channel_id", GENERAL_ID)
+
+
+@pytest.mark.parametrize(("settings", "denied", "allowed"), DENIALS)
 async def test_a_denied_message_generates_nothing_and_gets_no_reply(
-    fake, start_bot, settings, where
+    fake, start_bot, settings, denied, allowed
 ):
-    run = await start_bot(["never"], **settings)
-    await fake.send_message("hello?", **where)
-    await asyncio.sleep(0.3)
-    assert run.backend.requests == []
-    assert fake.requests("POST", "channels") == []
+    run = await start_bot(["The allowed answer."], **settings)
+    await fake.send_message("hello?", **denied)
+    barrier = await fake.send_message("and me?", **allowed)  # events arrive in order
+    [reply] = await fake.final_messages(_channel(allowed))
+    assert reply["message_reference"]["message_id"] == barrier["id"]
+    [request] = run.backend.requests
+    assert "and me?" in request.prompt
+    assert len(fake.requests("POST", "channels", "*", "messages")) == 1
+    assert fake.bot_messages(_channel(denied)) in ([], [reply])
 
 
-@pytest.mark.parametrize(("settings", "where"), DENIALS)
+@pytest.mark.parametrize(("settings", "denied", "allowed"), DENIALS)
 async def test_a_denied_slash_command_gets_a_polite_private_refusal(
-    fake, start_bot, settings, where
+    fake, start_bot, settings, denied, allowed
 ):
-    run = await start_bot(["never"], **settings)
-    interaction = await fake.slash("chat", {"prompt": "hello?"}, **where)
+    run = await start_bot(["The allowed answer."], **settings)
+    interaction = await fake.slash("chat", {"prompt": "hello?"}, **denied)
     [callback] = await fake.wait_for(lambda: fake.interaction_calls(interaction))
     assert callback.json["type"] == 4
     assert callback.json["data"]["flags"] & 64
     assert callback.json["data"]["content"].startswith("Sorry, I'm not enabled")
-    await asyncio.sleep(0.1)
-    assert run.backend.requests == []
+    await fake.slash("chat", {"prompt": "and me?"}, **allowed)
+    await fake.final_messages(_channel(allowed))
+    [request] = run.backend.requests
+    assert "and me?" in request.prompt
+    assert fake.interaction_calls(interaction) == [callback]
 
 
 async def test_allowed_origins_pass_every_list(fake, start_bot):

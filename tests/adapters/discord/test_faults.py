@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from hermes_bot.adapters.discord.client import COMMAND_FAILED
-from hermes_bot.adapters.discord.text import split_text
+from hermes_bot.adapters.text import split_text
 from tests.adapters.discord.fake_discord import GENERAL_ID, GUILD_ID
 from tests.adapters.discord.fake_faults import DROP, DROP_AFTER
 from tests.fakes import ScriptedBackend
@@ -78,7 +78,7 @@ async def test_a_stream_spilling_into_a_new_message_never_loses_the_writing_mark
     await start_bot([LONG], delay=1.0, chunk=120)
     await fake.send_message("a long one")
     messages = await fake.final_messages(GENERAL_ID)
-    assert [m["content"] for m in messages] == split_text(LONG)
+    assert [m["content"] for m in messages] == split_text(LONG, 2000)
     # Replay every write: until the last one, some message always shows the mark.
     shown: dict[str, str] = {}
     writes = [

@@ -28,13 +28,7 @@ async def test_a_gateway_reconnect_during_an_answer_resumes_and_the_reply_arrive
     await fake.send_op(7)
     await fake.send_message("sent while the bot reconnects", channel_id=GENERAL_ID)
     await fake.wait_for(lambda: fake.resumes)
-    messages = await fake.wait_for(
-        lambda: (
-            len(m := fake.bot_messages(GENERAL_ID)) == 2
-            and all("▌" not in x["content"] for x in m)
-            and m
-        )
-    )
+    messages = await fake.final_messages(GENERAL_ID, turns=2)
     assert sorted(m["content"] for m in messages) == sorted([answer, "Second answer."])
     assert len(fake.requests("POST", "channels", str(GENERAL_ID), "messages")) == 2
     assert len(fake.identifies) == 1
@@ -56,13 +50,26 @@ async def test_fifty_messages_from_ten_users_each_get_exactly_one_reply(fake, st
         *(fake.send_message(f"question {i}", user_id=100 + i % 10) for i in range(50))
     )
 
-    def replies():
-        done = [m for m in fake.bot_messages(GENERAL_ID) if "▌" not in m["content"]]
-        return done if len(done) >= 50 else None
-
-    messages = await fake.wait_for(replies, timeout=20)
-    await asyncio.sleep(0.3)
-    assert len(fake.bot_messages(GENERAL_ID)) == 50
+    # 40 turns (answers or "busy"), 10 cooldown notices; then a barrier from a new user.
+    await fake.wait_for(lambda: len(fake.bot_messages(GENERAL_ID)) == 50, timeout=20)
+    barrier = await fake.send_message("one more", user_id=999)
+    await fake.wait_for(
+        lambda: (
+            fake.turns_finished == 41
+            and any(
+                m["message_reference"]["message_id"] == barrier["id"]
+                for m in fake.bot_messages(GENERAL_ID)
+            )
+        ),
+        timeout=20,
+    )
+    messages = [
+        m
+        for m in fake.bot_messages(GENERAL_ID)
+        if m["message_reference"]["message_id"] != barrier["id"]
+    ]
+    assert len(messages) == 50
+    assert all("▌" not in m["content"] for m in messages)
     per_question = Counter(m["message_reference"]["message_id"] for m in messages)
     assert set(per_question) == {m["id"] for m in sent}
     assert set(per_question.values()) == {1}

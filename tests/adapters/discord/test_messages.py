@@ -2,21 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from tests.adapters.discord.fake_discord import ALICE, BOB, GENERAL_ID, RANDOM_ID, THREAD_ID
 from tests.adapters.discord.markup import BOOK, JOKE, SONG
-
-
-def _final(fake, channel_id, count=1):
-    """The bot's messages in a channel once ``count`` of them exist and none is mid-stream."""
-
-    def ready():
-        messages = fake.bot_messages(channel_id)
-        done = len(messages) >= count and not any("▌" in m["content"] for m in messages)
-        return messages if done else None
-
-    return fake.wait_for(ready)
 
 
 async def test_mention_with_a_joke_call_shows_a_joke_embed_with_a_spoiler_and_button(
@@ -24,7 +11,7 @@ async def test_mention_with_a_joke_call_shows_a_joke_embed_with_a_spoiler_and_bu
 ):
     run = await start_bot([JOKE])
     await fake.send_message("tell me a joke")
-    [message] = await _final(fake, GENERAL_ID)
+    [message] = await fake.final_messages(GENERAL_ID)
     [embed] = message["embeds"]
     assert "Why did the GPU cross the road?" in embed["description"]
     assert "||To get to the other batch.||" in embed["description"]
@@ -36,9 +23,9 @@ async def test_mention_with_a_joke_call_shows_a_joke_embed_with_a_spoiler_and_bu
 async def test_song_and_book_calls_become_cards_with_encoded_search_links(fake, start_bot):
     await start_bot([SONG, BOOK])
     await fake.send_message("a song please")
-    [song] = await _final(fake, GENERAL_ID)
+    [song] = await fake.final_messages(GENERAL_ID)
     await fake.send_message("and a book", channel_id=RANDOM_ID)
-    [book] = await _final(fake, RANDOM_ID)
+    [book] = await fake.final_messages(RANDOM_ID, turns=2)
     song_embed, book_embed = song["embeds"][0], book["embeds"][0]
     assert "Nightcall - Kavinsky" in song_embed["description"]
     links = song_embed["fields"][1]["value"]
@@ -52,7 +39,7 @@ async def test_song_and_book_calls_become_cards_with_encoded_search_links(fake, 
 async def test_plain_chat_comes_back_as_text_and_the_mention_is_stripped(fake, start_bot):
     run = await start_bot(["Paris is the capital of France."])
     await fake.send_message("what is the capital of France?")
-    [message] = await _final(fake, GENERAL_ID)
+    [message] = await fake.final_messages(GENERAL_ID)
     assert message["content"] == "Paris is the capital of France."
     assert message["embeds"] == []
     prompt = run.backend.requests[0].prompt
@@ -65,8 +52,9 @@ async def test_a_5000_character_answer_is_split_into_messages_under_2000(fake, s
     answer = f"Here you go:\n```python\n{words}\n```\nDone."
     await start_bot([answer], chunk=500)
     await fake.send_message("write a lot")
-    messages = await _final(fake, GENERAL_ID, count=3)
+    messages = await fake.final_messages(GENERAL_ID)
     contents = [m["content"] for m in messages]
+    assert len(contents) == 4
     assert all(len(content) <= 2000 for content in contents)
     assert all(content.count("```") % 2 == 0 for content in contents)
     joined = " ".join(contents)
@@ -76,7 +64,7 @@ async def test_a_5000_character_answer_is_split_into_messages_under_2000(fake, s
 async def test_model_written_mentions_never_ping(fake, start_bot):
     await start_bot(["Sure! @everyone and @here, look at <@32>."])
     await fake.send_message("ping everyone")
-    await _final(fake, GENERAL_ID)
+    await fake.final_messages(GENERAL_ID)
     writes = fake.requests("POST", "channels", "*", "messages") + fake.requests(
         "PATCH", "channels", "*", "messages"
     )
@@ -88,9 +76,9 @@ async def test_model_written_mentions_never_ping(fake, start_bot):
 async def test_a_reply_to_the_bots_message_continues_that_conversation(fake, start_bot):
     run = await start_bot(["My favourite colour is teal.", "Because teal is calm."])
     await fake.send_message("what's your favourite colour?", channel_id=THREAD_ID)
-    [first] = await _final(fake, THREAD_ID)
+    [first] = await fake.final_messages(THREAD_ID)
     await fake.send_message("why?", channel_id=THREAD_ID, mention_bot=False, reply_to=first)
-    messages = await _final(fake, THREAD_ID, count=2)
+    messages = await fake.final_messages(THREAD_ID, turns=2)
     assert messages[1]["content"] == "Because teal is calm."
     second_prompt = run.backend.requests[1].prompt
     assert "My favourite colour is teal." in second_prompt
@@ -100,28 +88,31 @@ async def test_a_reply_to_the_bots_message_continues_that_conversation(fake, sta
 async def test_dms_are_answered_per_user(fake, start_bot):
     run = await start_bot(["Hi Alice!", "Hi Bob!"])
     await fake.send_message("hello", dm=True, mention_bot=False, user_id=ALICE)
-    await _final(fake, 5000 + ALICE)
+    await fake.final_messages(5000 + ALICE)
     await fake.send_message("hello", dm=True, mention_bot=False, user_id=BOB)
-    [bob] = await _final(fake, 5000 + BOB)
+    [bob] = await fake.final_messages(5000 + BOB, turns=2)
     assert bob["content"] == "Hi Bob!"
     assert run.pipeline.history_length(f"discord:dm:{ALICE}") == 2
     assert run.pipeline.history_length(f"discord:dm:{BOB}") == 2
 
 
 async def test_bots_and_unaddressed_messages_are_ignored(fake, start_bot):
-    run = await start_bot(["should not be used"])
+    run = await start_bot(["The only answer."])
     await fake.send_message("I'm a bot", bot=True)
     await fake.send_message("just chatting", mention_bot=False)
-    await asyncio.sleep(0.3)
-    assert run.backend.requests == []
-    assert fake.requests("POST", "channels") == []
+    barrier = await fake.send_message("this one is for you")  # events arrive in order
+    [reply] = await fake.final_messages(GENERAL_ID)
+    assert reply["message_reference"]["message_id"] == barrier["id"]
+    [request] = run.backend.requests
+    assert "this one is for you" in request.prompt
+    assert len(fake.requests("POST", "channels", "*", "messages")) == 1
 
 
 async def test_respond_in_channels_answer_without_a_mention(fake, start_bot):
     run = await start_bot(["Answer in random."], respond_in=[RANDOM_ID])
     await fake.send_message("no mention here", channel_id=GENERAL_ID, mention_bot=False)
     await fake.send_message("no mention here either", channel_id=RANDOM_ID, mention_bot=False)
-    [message] = await _final(fake, RANDOM_ID)
+    [message] = await fake.final_messages(RANDOM_ID)
     assert message["content"] == "Answer in random."
     assert len(run.backend.requests) == 1
     assert fake.bot_messages(GENERAL_ID) == []
@@ -131,6 +122,6 @@ async def test_respond_in_channels_answer_without_a_mention(fake, start_bot):
 async def test_require_mention_off_answers_everywhere_allowed(fake, start_bot):
     run = await start_bot(["Answer in general."], require_mention=False)
     await fake.send_message("no mention needed", channel_id=GENERAL_ID, mention_bot=False)
-    [message] = await _final(fake, GENERAL_ID)
+    [message] = await fake.final_messages(GENERAL_ID)
     assert message["content"] == "Answer in general."
     assert len(run.backend.requests) == 1

@@ -34,11 +34,9 @@ async def test_a_mention_gets_a_reply_from_the_tiny_real_model(
         run = await start_bot(settings=settings, backend=backend)
         assert run.pipeline.stats().device != "not loaded"
         await fake.send_message("hello, tiny model")
-        [reply] = await fake.wait_for(
-            lambda: (m := fake.bot_messages(GENERAL_ID)) and "▌" not in m[0]["content"] and m,
-            timeout=60,
-        )
+        [reply] = await fake.final_messages(GENERAL_ID, timeout=60)
         assert reply["content"].strip() or reply["embeds"]
+        assert not reply["content"].startswith("⚠️"), reply["content"]  # the model answered
         assert reply["message_reference"]["channel_id"] == str(GENERAL_ID)
         assert backend.stats().completed >= 1
     finally:
@@ -88,8 +86,9 @@ async def test_bot_py_serves_discord_with_the_tiny_model_and_exits_0_on_sigterm(
     try:
         await fake.wait_for(lambda: fake.ready.is_set(), timeout=90)
         await fake.send_message("hello from bot.py")
-        await fake.wait_for(
-            lambda: (m := fake.bot_messages(GENERAL_ID)) and "▌" not in m[0]["content"], timeout=60
+        [reply] = await fake.wait_for(
+            lambda: (m := fake.bot_messages(GENERAL_ID)) and "▌" not in m[0]["content"] and m,
+            timeout=60,
         )
         process.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(process.communicate(), 60)
@@ -97,4 +96,7 @@ async def test_bot_py_serves_discord_with_the_tiny_model_and_exits_0_on_sigterm(
         if process.returncode is None:
             process.kill()
     assert process.returncode == 0, stderr.decode()[-2000:]
+    assert reply["content"].strip() or reply["embeds"]
+    assert not reply["content"].startswith("⚠️"), reply["content"]  # the model answered
+    assert "inference worker stopped" in stderr.decode()
     assert TOKEN not in stderr.decode()

@@ -48,9 +48,8 @@ async def test_tool_commands_defer_then_follow_up_with_a_forced_call_embed(
 async def test_chat_command_streams_its_answer_into_the_follow_up(fake, start_bot):
     await start_bot(["A longer answer that arrives in several pieces, one after another."])
     interaction = await fake.slash("chat", {"prompt": "tell me something"})
-    [message] = await fake.wait_for(
-        lambda: (m := fake.followup_messages(interaction)) and "▌" not in m[0]["content"] and m
-    )
+    await fake.final_messages(GENERAL_ID)
+    [message] = fake.followup_messages(interaction)
     assert (
         message["content"] == "A longer answer that arrives in several pieces, one after another."
     )

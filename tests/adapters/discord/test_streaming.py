@@ -10,15 +10,6 @@ from tests.adapters.discord.markup import SONG
 INTERVAL = 0.2
 
 
-def _done(fake, count=1):
-    def ready():
-        messages = fake.bot_messages(GENERAL_ID)
-        finished = len(messages) >= count and not any("▌" in m["content"] for m in messages)
-        return messages if finished else None
-
-    return fake.wait_for(ready)
-
-
 def _writes(fake, message_id):
     """Every payload that created or edited one message, in order."""
     create = [
@@ -34,7 +25,7 @@ async def test_edits_are_throttled_and_the_final_edit_shows_the_full_text(fake, 
     answer = " ".join(f"token{i}" for i in range(60))
     await start_bot([answer], delay=1.2, chunk=8, stream_edit_interval=INTERVAL)
     await fake.send_message("stream please")
-    [message] = await _done(fake)
+    [message] = await fake.final_messages(GENERAL_ID)
     writes = _writes(fake, message["id"])
     streaming = [w for w in writes if w.json["content"].endswith(" ▌")]
     assert len(streaming) >= 3
@@ -65,7 +56,7 @@ async def test_a_stream_past_2000_characters_continues_in_follow_up_messages(fak
     assert len(answer) > 4000
     await start_bot([answer], delay=1.0, chunk=120, stream_edit_interval=INTERVAL)
     await fake.send_message("a long one")
-    messages = await _done(fake, count=3)
+    messages = await fake.final_messages(GENERAL_ID)
     assert len(messages) == 3
     assert all(len(m["content"]) <= 2000 for m in messages)
     assert "\n".join(m["content"] for m in messages) == answer
@@ -87,10 +78,7 @@ async def test_deleting_the_question_withdraws_the_answer(fake, start_bot):
     )
     await fake.wait_for(lambda: not fake.bot_messages(GENERAL_ID))
     await fake.send_message("are you still there?")
-    [message] = await fake.wait_for(
-        lambda: (m := fake.bot_messages(GENERAL_ID)) and "▌" not in m[0]["content"] and m,
-        timeout=30,
-    )
+    [message] = await fake.final_messages(GENERAL_ID, turns=2, timeout=30)
     assert message["content"] == "Next answer."
     assert "stopped" not in str(fake.requests("POST", "channels"))
     assert len(run.backend.requests) == 2
