@@ -1,6 +1,6 @@
 """hermes-bot entry point; the installed ``hermes-bot`` command runs the same ``main``.
 
-python bot.py                      Discord when a token is configured, else the console
+python bot.py                      Discord and/or Slack when their tokens are set, else the console
 python bot.py --console            chat in the terminal
 python bot.py --model ./my-model   override model.id (a hub id or a local directory)
 python bot.py --remote URL         generate on an OpenAI-compatible server (repeat for several)

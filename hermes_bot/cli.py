@@ -13,6 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from hermes_bot.adapters.platforms import configured_platforms
 from hermes_bot.backend import Backend
 from hermes_bot.config import DEFAULT_MODEL, Settings, load_settings
 from hermes_bot.config_sources import ConfigFile, find_config_file, user_config_dir, user_log_dir
@@ -20,12 +21,14 @@ from hermes_bot.errors import ConfigError, HermesBotError
 
 _log = logging.getLogger("hermes_bot")
 
-DESCRIPTION = "Self-hosted OpenHermes chatbot for Discord, or a chat in your terminal."
+DESCRIPTION = "Self-hosted OpenHermes chatbot for Discord and Slack, or a chat in your terminal."
 EPILOG = """\
 where it runs:
   With a Discord token (DISCORD_TOKEN, or [discord] token in the config file) the bot
-  connects to Discord. Without one it chats in the terminal when started from a
-  terminal, and otherwise exits with an error. --console always chats in the terminal
+  connects to Discord; with Slack's tokens (SLACK_BOT_TOKEN and SLACK_APP_TOKEN, or
+  [slack] bot_token / app_token) to Slack; with both, to both from one process. Without
+  any it chats in the terminal when started from a terminal, and otherwise exits with
+  an error. --console always chats in the terminal
   (reading stdin, so `printf 'hello\\n' | hermes-bot --console` works).
 
 configuration:
@@ -90,12 +93,6 @@ def build_settings(args: argparse.Namespace, config: ConfigFile) -> Settings:
     return load_settings(config.path, required=args.config is not None, overrides=overrides)
 
 
-def has_platform(settings: Settings) -> bool:
-    """Whether a chat platform is configured (add each platform's token here)."""
-    token = settings.discord.token
-    return token is not None and bool(token.get_secret_value().strip())
-
-
 def make_backend(settings: Settings) -> Backend:
     """The remote backend when servers are configured (no torch), else the local model."""
     if settings.remote.urls:
@@ -116,9 +113,9 @@ async def run(settings: Settings, console: bool) -> int:
     pipeline = Pipeline.from_settings(backend, settings)
     try:
         if not console:
-            from hermes_bot.adapters.discord.client import run_discord
+            from hermes_bot.adapters.platforms import serve
 
-            return await run_discord(settings, pipeline)
+            return await serve(settings, pipeline, configured_platforms(settings))
         from hermes_bot.adapters.console import run_console
 
         where = ", ".join(settings.remote.urls) or settings.model.id
@@ -142,11 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"hermes-bot: {error}", file=sys.stderr)
         return 2
-    console = args.console or not has_platform(settings)
+    console = args.console or not configured_platforms(settings)
     if console and not args.console and not sys.stdin.isatty():
         print(
-            "hermes-bot: no Discord token (set DISCORD_TOKEN or [discord] token in the config "
-            "file) and no terminal to chat in; pass --console to chat over stdin/stdout",
+            "hermes-bot: no Discord token (set DISCORD_TOKEN) nor Slack tokens (set "
+            "SLACK_BOT_TOKEN and SLACK_APP_TOKEN), in the environment or the config file, and no "
+            "terminal to chat in; pass --console to chat over stdin/stdout",
             file=sys.stderr,
         )
         return 2

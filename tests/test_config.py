@@ -159,3 +159,17 @@ def test_the_config_file_is_found_in_the_cwd_then_the_user_config_dir(
     assert find_config_file().path == work / "config.toml"
     assert "current directory" in find_config_file().describe()
     assert find_config_file("other.toml").path == Path("other.toml")
+
+
+def test_slack_tokens_from_the_environment_are_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[slack]\nbot_token = "xoxb-from-file"\n')
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-from-env")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-from-env")
+    settings = load_settings(path)
+    assert settings.slack.bot_token is not None and settings.slack.app_token is not None
+    assert settings.slack.bot_token.get_secret_value() == "xoxb-from-env"
+    assert settings.slack.app_token.get_secret_value() == "xapp-from-env"
+    assert "from-env" not in repr(settings) + str(settings.model_dump())

@@ -136,9 +136,15 @@ class HermesDiscordBot(commands.Bot):
 
 
 async def run_discord(
-    settings: Settings, pipeline: Pipeline, *, warmup: Warmup | None = None, **options: Any
+    settings: Settings,
+    pipeline: Pipeline,
+    *,
+    warmup: Warmup | None = None,
+    stop: asyncio.Event | None = None,
+    **options: Any,
 ) -> int:
-    """Run the bot until SIGTERM / SIGINT or a fatal error; returns the exit code (0 when clean)."""
+    """Run the bot until ``stop`` is set (default: SIGTERM / SIGINT) or a fatal error;
+    returns the exit code (0 when clean)."""
     token = settings.discord.token
     if token is None or not token.get_secret_value().strip():
         raise ConfigError(
@@ -150,8 +156,8 @@ async def run_discord(
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    signals = (signal.SIGTERM, signal.SIGINT)
+    signals = (signal.SIGTERM, signal.SIGINT) if stop is None else ()
+    stop = stop or asyncio.Event()
     for signum in signals:
         loop.add_signal_handler(signum, stop.set)
     try:

@@ -1,0 +1,82 @@
+"""bot.py serving Discord and Slack from one process with one model load, against both fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import pytest
+
+from hermes_bot.adapters.platforms import configured_platforms
+from hermes_bot.config import DiscordSettings, Settings, SlackSettings
+from tests.adapters.discord.conftest import spawn_against
+from tests.adapters.discord.fake_discord import GENERAL_ID, TOKEN, FakeDiscord
+from tests.adapters.slack.fake_slack import APP_TOKEN, BOT_TOKEN, GENERAL, FakeSlack
+
+
+def test_configured_platforms_follow_the_tokens():
+    assert configured_platforms(Settings()) == []
+    both = Settings(
+        discord=DiscordSettings(token="d"), slack=SlackSettings(bot_token="b", app_token="a")
+    )
+    assert configured_platforms(both) == ["discord", "slack"]
+    assert configured_platforms(Settings(slack=SlackSettings(app_token="a"))) == ["slack"]
+    assert configured_platforms(Settings(discord=DiscordSettings(token=" "))) == []
+
+
+@pytest.fixture
+async def fakes():
+    discord, slack = await FakeDiscord().start(), await FakeSlack().start()
+    try:
+        yield discord, slack
+    finally:
+        await discord.close()
+        await slack.close()
+
+
+async def test_bot_py_serves_discord_and_slack_with_one_model_and_exits_0_on_sigterm(
+    fakes, tiny_model_dir: Path, tmp_path: Path
+):
+    discord, slack = fakes
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[model]\nid = "{tiny_model_dir}"\ndevice = "cpu"\ndtype = "float32"\n'
+        "context_window = 2048\n[generation]\nmax_new_tokens = 4\ndo_sample = false\n"
+        "[chat]\ncorrective_retries = 0\n",
+        encoding="utf-8",
+    )
+    process = await spawn_against(
+        discord,
+        "bot.py",
+        "--config",
+        str(config),
+        OMP_NUM_THREADS="1",
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_APP_TOKEN=APP_TOKEN,
+        HERMES_BOT_SLACK__API_BASE_URL=slack.api_base_url,
+    )
+    try:
+        await discord.wait_for(lambda: discord.ready.is_set() and slack.open_connections, 90)
+        await discord.send_message("hello from Discord")
+        sent = await slack.post("hello from Slack", mention=True)
+
+        def slack_answer():
+            messages = slack.bot_messages(GENERAL, sent["ts"])
+            return messages and "thinking…" not in messages[0]["text"] and "▌" not in str(messages)
+
+        await slack.wait_for(slack_answer, timeout=60)
+        await discord.wait_for(
+            lambda: (m := discord.bot_messages(GENERAL_ID)) and "▌" not in m[0]["content"], 60
+        )
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    output = stdout.decode() + stderr.decode()
+    assert process.returncode == 0, output[-2000:]
+    assert output.count(f"loaded {tiny_model_dir} on") == 1  # one model for both platforms
+    assert "serving discord and slack" in output
+    for secret in (TOKEN, BOT_TOKEN, APP_TOKEN):
+        assert secret not in output
