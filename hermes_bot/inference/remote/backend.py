@@ -37,7 +37,7 @@ from hermes_bot.inference.remote.engines import (
     engine,
     engine_from_models,
 )
-from hermes_bot.inference.remote.gbnf import CALL_TAGS
+from hermes_bot.inference.remote.gbnf import call_tags
 from hermes_bot.inference.remote.pool import Server, ServerPool
 from hermes_bot.inference.remote.tokens import (
     FALLBACK_CHARS_PER_TOKEN,
@@ -240,7 +240,7 @@ class RemoteBackend:
         params = request.params or self._defaults
         constraint = request.constraint
         forced = constraint is not None and constraint.mode == "forced"
-        opening, closing, _ = CALL_TAGS[constraint.dialect] if forced else ("", "", "")
+        opening, closing, _ = call_tags(constraint.dialect) if forced else ("", "", "")
         timeouts = Timeouts(
             self._settings.connect_timeout,
             self._settings.read_timeout,

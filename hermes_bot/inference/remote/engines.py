@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from hermes_bot.backend import Constraint, GenerationParams
+from hermes_bot.call_format import STOP_TOKENS
 from hermes_bot.inference.grammar_source import call_schema
 from hermes_bot.inference.remote.gbnf import gbnf
 from hermes_bot.tools import TOOLS
@@ -23,7 +24,7 @@ from hermes_bot.tools import TOOLS
 EngineName = Literal["vllm", "sglang", "llama.cpp", "ollama", "tgi", "generic"]
 ENGINES: tuple[EngineName, ...] = ("vllm", "sglang", "llama.cpp", "ollama", "tgi", "generic")
 # Stop strings: the end of the assistant's turn, or the start of a turn it should not write.
-STOP = ("<|im_end|>", "<|im_start|>")
+STOP = STOP_TOKENS
 
 # /v1/models "owned_by" values of the engines that set one.
 _OWNERS: dict[str, EngineName] = {

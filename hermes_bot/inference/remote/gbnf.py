@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 
 from hermes_bot.backend import ConstraintMode, Dialect
+from hermes_bot.call_format import call_format, markup_names
 from hermes_bot.tools import Tool, parameters_schema
 
 # A Unicode scalar value but a quote, a backslash or a control character (listed, not
@@ -22,22 +23,28 @@ _CHAR_RULES = (
     'char ::= [\\x20-\\x21\\x23-\\x5B\\x5D-\\uD7FF\\uE000-\\U0010FFFF] | "\\\\" ["\\\\nt]',
     "first ::= [\\x21\\x23-\\x5B\\x5D-\\x7E\\xA1-\\uD7FF\\uE000-\\U0010FFFF]",
 )
-# Chat text (auto mode): starts with a visible character; "<" never opens a call tag.
-_TEXT_RULES = (
-    "text ::= [ \\t\\n]* (visible | lt) (plain | lt)*",
-    "visible ::= [^<\\x00-\\x20]",
-    "plain ::= [^<]",
-    'lt ::= "<" [^mtf/<]',
-)
-# The tags around one call, and between two calls, in each dialect.
-CALL_TAGS: dict[Dialect, tuple[str, str, str]] = {
-    "functioncall": (
-        "<multiplefunctions><functioncall>",
-        "</functioncall></multiplefunctions>",
-        "</functioncall><functioncall>",
-    ),
-    "tool_call": ("<tool_call>\n", "\n</tool_call>", "\n</tool_call>\n<tool_call>\n"),
-}
+_MARK = "\x00"
+
+
+def _text_rules() -> tuple[str, ...]:
+    """Chat text (auto mode): starts visible; a "<" is never followed by what could start
+    a call tag (a "/" or the first letter of any tag spelling)."""
+    initials = "".join(
+        sorted({c for name in markup_names() for c in (name[0].lower(), name[0].upper())})
+    )
+    return (
+        "text ::= [ \\t\\n]* (visible | lt) (plain | lt)*",
+        "visible ::= [^<\\x00-\\x20]",
+        "plain ::= [^<]",
+        f'lt ::= "<" [^{initials}/<]',
+    )
+
+
+def call_tags(dialect: Dialect) -> tuple[str, str, str]:
+    """The markup before the first call, after the last, and between two, as written."""
+    written = call_format(dialect).write([_MARK, _MARK])
+    opening, between, closing = written.split(_MARK)
+    return opening, closing, between
 
 
 def _literal(text: str) -> str:
@@ -80,6 +87,6 @@ def gbnf(mode: ConstraintMode, dialect: Dialect, tools: Sequence[type[Tool]]) ->
         return "\n".join(["root ::= payload", *payload_rules(tools)])
     if mode != "auto":
         raise ValueError(f"no grammar for constraint mode {mode!r}")
-    opening, closing, between = CALL_TAGS[dialect]
+    opening, closing, between = call_tags(dialect)
     calls = f"{_literal(opening)} payload ({_literal(between)} payload)* {_literal(closing)}"
-    return "\n".join([f"root ::= text | {calls}", *_TEXT_RULES, *payload_rules(tools)])
+    return "\n".join([f"root ::= text | {calls}", *_text_rules(), *payload_rules(tools)])

@@ -52,7 +52,8 @@ async def test_requests_fail_over_from_a_broken_server_to_a_good_one(
     faulty, make_remote, llama_server, fault
 ):
     bad = await faulty(fault)
-    backend, settings = await make_remote([bad.url, llama_server.url], read_timeout=0.5)
+    # Long enough for the real server's first chunk on a loaded machine, short for the hang.
+    backend, settings = await make_remote([bad.url, llama_server.url], read_timeout=3.0)
     pipeline = Pipeline.from_settings(backend, settings)
     replies = await asyncio.gather(
         pipeline.respond("a", "hello"),
