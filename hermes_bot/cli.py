@@ -65,6 +65,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class _OneLineReconnects(logging.Filter):
+    """discord.py logs a whole traceback on every gateway reconnect attempt: keep one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith("Attempting a reconnect"):
+            error = record.exc_info[1]
+            why = " ".join(str(error).split()) or type(error).__name__
+            record.msg, record.args = f"{record.getMessage()} ({why})", ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def setup_logging(level: str, log_file: Path | None = None) -> None:
     """Log to stderr, or only to ``log_file`` (the console keeps the terminal for the chat)."""
     handler: logging.Handler
@@ -74,6 +86,7 @@ def setup_logging(level: str, log_file: Path | None = None) -> None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(log_file, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(_OneLineReconnects())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -103,6 +103,7 @@ class DiscordSettings(Section):
     stream_edit_interval: float = Field(1.0, ge=0.2)
     dev_guild_id: int | None = None
     sync_commands_on_start: bool = False
+    connect_timeout: float = Field(120.0, gt=0)
 
 
 class SlackSettings(Section):

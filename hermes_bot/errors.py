@@ -29,6 +29,12 @@ class ModelLoadError(HermesBotError):
     default_user_message = "The model is not loaded. Ask the bot's owner to check the logs."
 
 
+class PlatformError(HermesBotError):
+    """A chat platform (Discord, Slack) could not be reached at start-up."""
+
+    default_user_message = "The chat platform cannot be reached. Check the network and retry."
+
+
 class InputRejected(HermesBotError):
     """A user's message cannot be processed (empty, too long, ...)."""
 

@@ -22,6 +22,7 @@ from discord.ext import commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
+from hermes_bot.adapters.discord import startup
 from hermes_bot.adapters.discord.cog import ChatCog
 from hermes_bot.adapters.discord.streaming import DELIVERY_ERRORS
 from hermes_bot.config import Settings
@@ -64,6 +65,7 @@ class HermesDiscordBot(commands.Bot):
         warmup: Warmup | None = None,
         **options: Any,
     ) -> None:
+        startup.silence_voice_warnings()
         intents = discord.Intents.default()
         intents.message_content = True
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
@@ -164,7 +166,10 @@ async def run_discord(
         with discord_endpoints(settings.discord.api_base_url, settings.discord.gateway_url):
             bot = HermesDiscordBot(settings, pipeline, warmup=warmup, **options)
             async with bot:
-                runner = asyncio.create_task(bot.start(token.get_secret_value()), name="discord")
+                runner = asyncio.create_task(
+                    _start(bot, token.get_secret_value(), settings.discord.connect_timeout),
+                    name="discord",
+                )
                 stopper = asyncio.create_task(stop.wait(), name="discord-stop")
                 await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
                 stopper.cancel()
@@ -179,6 +184,12 @@ async def run_discord(
         for signum in signals:
             loop.remove_signal_handler(signum)
     return 0
+
+
+async def _start(bot: HermesDiscordBot, token: str, give_up_after: float) -> None:
+    """Log in (retrying while Discord is unreachable), then hold the gateway connection."""
+    await startup.login(bot, token, give_up_after=give_up_after)
+    await bot.connect(reconnect=True)
 
 
 async def _result(runner: asyncio.Task[None]) -> None:
