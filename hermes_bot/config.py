@@ -78,6 +78,9 @@ class ExecutorSettings(Section):
     queue_size: int = Field(64, ge=1)
     request_timeout: float = Field(120.0, gt=0)
     batch_wait_ms: float = Field(5.0, ge=0)
+    prefill_chunk: int = Field(512, ge=16)
+    prefix_cache_tokens: int = Field(8192, ge=0)
+    compile: bool = False
 
 
 class ChatSettings(Section):

@@ -1,28 +1,32 @@
-"""A request inside the executor, and the outbox that hands its events to the event loop."""
+"""A request inside the executor, and the outbox that hands its output to the event loop.
+
+The worker thread posts text and the final outcome onto the job; the event
+loop takes everything posted so far in one go. Deltas coalesce while the loop
+is busy, and each step wakes each event loop at most once.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from hermes_bot.backend import Constraint, GenerationParams
-from hermes_bot.inference.detokenize import TextDecoder
+from hermes_bot.backend import Constraint, GenerationParams, GenerationResult
+from hermes_bot.inference.detokenize import IncrementalDetokenizer
 
-Event = tuple[str, Any]
+Outcome = GenerationResult | BaseException
 
 
 @dataclass(eq=False)
 class Job:
-    """One request. The worker puts ``(kind, payload)`` events on ``events`` (in ``loop``):
-    "delta" (text), "done" (GenerationResult) or "error" (an exception)."""
+    """One request, from submission to its result or error."""
 
     prompt_ids: list[int]
     params: GenerationParams
     loop: asyncio.AbstractEventLoop
-    events: asyncio.Queue[Event]
     deadline: float
     stream: bool = False
     constraint: Constraint | None = None
@@ -31,33 +35,56 @@ class Job:
     cancelled: bool = False
     done: bool = False
     matcher: Any = None
-    decoder: TextDecoder | None = None
+    detokenizer: IncrementalDetokenizer | None = None
     first_token_at: float | None = None
     oom_retries: int = 0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _text: list[str] = field(default_factory=list)
+    _outcome: Outcome | None = None
+    _signalled: bool = False
+
+    def post(self, text: str = "", outcome: Outcome | None = None) -> bool:
+        """Worker thread: add output; True when the event loop must be woken for it."""
+        with self._lock:
+            if text:
+                self._text.append(text)
+            if outcome is not None:
+                self._outcome = outcome
+            wake, self._signalled = not self._signalled, True
+            return wake
+
+    def take(self) -> tuple[str, Outcome | None]:
+        """Event loop: the text posted since the last call, and the outcome once there is one."""
+        with self._lock:
+            text, self._text = "".join(self._text), []
+            self._signalled = False
+            return text, self._outcome
 
 
-def _put_all(items: list[tuple[asyncio.Queue[Event], Event]]) -> None:
-    for events, event in items:
-        events.put_nowait(event)
+def _wake_all(jobs: list[Job]) -> None:
+    for job in jobs:
+        job.wake.set()
 
 
 class Outbox:
-    """Events collected during one step, delivered with one wake-up per event loop."""
+    """Posts made during one step, delivered with one wake-up per event loop."""
 
     def __init__(self) -> None:
-        self._items: list[tuple[Job, Event]] = []
+        self._woken: list[Job] = []
 
-    def emit(self, job: Job, kind: str, payload: Any) -> None:
-        """Queue an event for ``job``."""
-        self._items.append((job, (kind, payload)))
+    def post(self, job: Job, text: str = "", outcome: Outcome | None = None) -> None:
+        """Give ``job`` more text and/or its outcome."""
+        if job.post(text, outcome):
+            self._woken.append(job)
 
     def flush(self) -> None:
-        """Hand the collected events to their loops (safe from any thread)."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Queue[Event], Event]]] = {}
-        for job, event in self._items:
-            by_loop.setdefault(job.loop, []).append((job.events, event))
-        self._items = []
-        for loop, items in by_loop.items():
+        """Wake the event loops of the jobs posted to (safe from any thread)."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[Job]] = {}
+        for job in self._woken:
+            by_loop.setdefault(job.loop, []).append(job)
+        self._woken = []
+        for loop, jobs in by_loop.items():
             # A closed loop means nobody is waiting any more.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_put_all, items)
+                loop.call_soon_threadsafe(_wake_all, jobs)

@@ -1,4 +1,5 @@
-"""Executor metrics: throughput over a sliding window, time to first token, latency percentiles."""
+"""Executor metrics: throughput over a sliding window, time to first token, latency percentiles,
+prompt tokens computed and served from the prefix cache."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ class Snapshot:
     failed: int
     rejected: int
     generated_tokens: int
+    prompt_tokens: int
+    cached_prompt_tokens: int
+    prefill_tokens: int
+    kv_bytes_moved: int
 
 
 class Metrics:
@@ -41,6 +46,8 @@ class Metrics:
         self._latencies: deque[float] = deque(maxlen=history)
         self._ttfts: deque[float] = deque(maxlen=history)
         self.completed = self.failed = self.rejected = self.generated_tokens = 0
+        self.prompt_tokens = self.cached_prompt_tokens = self.prefill_tokens = 0
+        self.kv_bytes_moved = 0
 
     def tokens(self, count: int) -> None:
         """``count`` tokens were generated just now."""
@@ -50,6 +57,22 @@ class Metrics:
             self._steps.append((now, count))
             while self._steps and now - self._steps[0][0] > self._window:
                 self._steps.popleft()
+
+    def prompt(self, tokens: int, cached: int) -> None:
+        """A prompt of ``tokens`` joined; ``cached`` of them came from the prefix cache."""
+        with self._lock:
+            self.prompt_tokens += tokens
+            self.cached_prompt_tokens += cached
+
+    def prefilled(self, tokens: int) -> None:
+        """A prefill pass computed ``tokens`` prompt tokens (padding not counted)."""
+        with self._lock:
+            self.prefill_tokens += tokens
+
+    def moved(self, nbytes: int) -> None:
+        """A row's cache moved to a lower slot when another row left."""
+        with self._lock:
+            self.kv_bytes_moved += nbytes
 
     def first_token(self, seconds: float) -> None:
         """A request got its first token ``seconds`` after it was submitted."""
@@ -88,4 +111,8 @@ class Metrics:
                 failed=self.failed,
                 rejected=self.rejected,
                 generated_tokens=self.generated_tokens,
+                prompt_tokens=self.prompt_tokens,
+                cached_prompt_tokens=self.cached_prompt_tokens,
+                prefill_tokens=self.prefill_tokens,
+                kv_bytes_moved=self.kv_bytes_moved,
             )

@@ -1,88 +1,121 @@
-"""Per-row token selection: each batch row has its own temperature, top-k, top-p and greedy flag."""
+"""Per-row token selection: temperature, top-k, top-p, repetition penalty, greedy rows.
+
+Every slot's parameters live on the device and change only when a row joins
+or leaves; the host keeps the few flags that pick the code path, so choosing
+tokens never reads anything back from the device.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 import torch
 
 from hermes_bot.backend import GenerationParams
 
 
-@dataclass
-class RowParams:
-    """Sampling parameters of the rows of a batch, as tensors on the logits' device."""
-
-    greedy: torch.Tensor  # bool [B]
-    temperature: torch.Tensor  # float [B, 1]
-    top_k: torch.Tensor  # long [B, 1], 0 = no limit
-    top_p: torch.Tensor  # float [B, 1]
-    penalty: list[float]  # repetition penalty per row (1.0 = off)
-
-    @classmethod
-    def build(cls, params: Sequence[GenerationParams], device: torch.device) -> RowParams:
-        """Tensors for ``params``, one entry per row."""
-        greedy = [cls.is_greedy(p) for p in params]
-        return cls(
-            greedy=torch.tensor(greedy, dtype=torch.bool, device=device),
-            temperature=torch.tensor(
-                [[max(p.temperature, 1e-5)] for p in params], dtype=torch.float32, device=device
-            ),
-            top_k=torch.tensor([[p.top_k] for p in params], dtype=torch.long, device=device),
-            top_p=torch.tensor([[p.top_p] for p in params], dtype=torch.float32, device=device),
-            penalty=[p.repetition_penalty for p in params],
-        )
-
-    @staticmethod
-    def is_greedy(params: GenerationParams) -> bool:
-        """True when ``params`` pick the most likely token (no sampling)."""
-        return not params.do_sample or params.temperature <= 0.0
-
-    @property
-    def all_greedy(self) -> bool:
-        """True when no row samples (no randomness needed)."""
-        return bool(self.greedy.all())
+def is_greedy(params: GenerationParams) -> bool:
+    """True when ``params`` pick the most likely token (no sampling)."""
+    return not params.do_sample or params.temperature <= 0.0
 
 
-def apply_repetition_penalty(
-    logits: torch.Tensor, penalty: Sequence[float], seen: Sequence[Sequence[int]]
-) -> None:
-    """HF-style repetition penalty, in place, only for rows whose penalty is not 1."""
-    for row, value in enumerate(penalty):
-        if value == 1.0 or not seen[row]:
-            continue
-        ids = torch.tensor(sorted(set(seen[row])), dtype=torch.long, device=logits.device)
-        scores = logits[row, ids]
-        logits[row, ids] = torch.where(scores < 0, scores * value, scores / value)
+class Sampler:
+    """Chooses the next token of the rows in slots ``0..B-1`` from their logits."""
 
+    def __init__(self, slots: int, vocab: int, device: torch.device) -> None:
+        self._params: list[GenerationParams | None] = [None] * slots
+        self.greedy = torch.ones(slots, dtype=torch.bool, device=device)
+        self.temperature = torch.ones(slots, 1, device=device)
+        self.top_k = torch.zeros(slots, 1, dtype=torch.long, device=device)
+        self.top_p = torch.ones(slots, 1, device=device)
+        self.penalty = torch.ones(slots, 1, device=device)
+        self.seen = torch.zeros(slots, vocab, dtype=torch.bool, device=device)
+        self._rows = torch.arange(slots, device=device)
+        self._stale = True
+        self._flag_rows = (0, 0)
 
-def select_tokens(logits: torch.Tensor, rows: RowParams) -> torch.Tensor:
-    """The next token of every row: argmax for greedy rows, filtered sampling for the others."""
-    logits = logits.float()
-    greedy_choice = logits.argmax(dim=-1)
-    if rows.all_greedy:
-        return greedy_choice
-    scaled = logits / rows.temperature
-    top_k, top_p = rows.top_k.squeeze(-1), rows.top_p.squeeze(-1)
-    if bool((((top_k == 0) & (top_p >= 1.0)) | rows.greedy).all()):
-        # No row filters its candidates: sample from the whole distribution.
-        sampled = torch.multinomial(scaled.softmax(dim=-1), num_samples=1).squeeze(-1)
-        return torch.where(rows.greedy, greedy_choice, sampled)
-    limited = (top_k > 0) | rows.greedy
-    widest = int(rows.top_k.max())
-    if bool(limited.all()) and 0 < widest < scaled.shape[-1]:
-        # Every sampling row keeps at most ``widest`` tokens: rank only those.
-        ordered, order = scaled.topk(widest, dim=-1)
-    else:
-        ordered, order = scaled.sort(dim=-1, descending=True)
-    rank = torch.arange(ordered.shape[-1], device=logits.device).unsqueeze(0)
-    drop = (rows.top_k > 0) & (rank >= rows.top_k)
-    probs = ordered.masked_fill(drop, float("-inf")).softmax(dim=-1)
-    # Drop a token when the tokens ranked above it already hold top_p of the mass.
-    drop |= (probs.cumsum(dim=-1) - probs) > rows.top_p
-    drop[:, 0] = False
-    ordered = ordered.masked_fill(drop, float("-inf"))
-    picked = torch.multinomial(ordered.softmax(dim=-1), num_samples=1)
-    sampled = order.gather(-1, picked).squeeze(-1)
-    return torch.where(rows.greedy, greedy_choice, sampled)
+    # -- rows joining and leaving (host to device only here) ------------------------------
+
+    def assign(self, slot: int, params: GenerationParams, seen: Sequence[int]) -> None:
+        """Slot ``slot`` now holds a row sampled with ``params`` that has seen tokens ``seen``."""
+        self._params[slot], self._stale = params, True
+        self.greedy[slot] = is_greedy(params)
+        self.temperature[slot] = max(params.temperature, 1e-5)
+        self.top_k[slot] = params.top_k
+        self.top_p[slot] = params.top_p
+        self.penalty[slot] = params.repetition_penalty
+        if params.repetition_penalty != 1.0:
+            self.seen[slot] = False
+            self.seen[slot, list(seen)] = True
+
+    def move(self, source: int, target: int) -> None:
+        """The row in ``source`` now lives in ``target``."""
+        self._params[target], self._params[source] = self._params[source], None
+        self._stale = True
+        for tensor in (self.greedy, self.temperature, self.top_k, self.top_p, self.penalty):
+            tensor[target] = tensor[source]
+        if self._params[target] is not None and self._params[target].repetition_penalty != 1.0:
+            self.seen[target] = self.seen[source]
+
+    def release(self, slot: int) -> None:
+        """``slot`` is empty."""
+        self._params[slot], self._stale = None, True
+
+    def _flags(self, rows: slice) -> None:
+        live = [p for p in self._params[rows] if p is not None]
+        sampling = [p for p in live if not is_greedy(p)]
+        self._all_greedy = not sampling
+        self._penalised = any(p.repetition_penalty != 1.0 for p in live)
+        self._unfiltered = all(p.top_k == 0 and p.top_p >= 1.0 for p in sampling)
+        self._widest = max((p.top_k for p in sampling), default=0)
+        self._all_limited = all(p.top_k > 0 for p in sampling)
+        self._flag_rows, self._stale = (rows.start, rows.stop), False
+
+    # -- choosing tokens (device only) ----------------------------------------------------
+
+    def select(
+        self,
+        logits: torch.Tensor,
+        rows: slice,
+        mask: Callable[[torch.Tensor], None] | None = None,
+    ) -> torch.Tensor:
+        """The next token of each row in slots ``rows`` (a device tensor), from its logits.
+
+        ``mask(logits)`` may forbid tokens (constrained decoding) after the penalty.
+        """
+        if self._stale or (rows.start, rows.stop) != self._flag_rows:
+            self._flags(rows)
+        logits = logits.float()
+        if self._penalised:
+            penalty = self.penalty[rows]
+            penalised = torch.where(logits < 0, logits * penalty, logits / penalty)
+            logits = torch.where(self.seen[rows], penalised, logits)
+        if mask is not None:
+            mask(logits)
+        tokens = logits.argmax(dim=-1) if self._all_greedy else self._sample(logits, rows)
+        if self._penalised:
+            self.seen[self._rows[rows], tokens] = True
+        return tokens
+
+    def _sample(self, logits: torch.Tensor, rows: slice) -> torch.Tensor:
+        greedy = self.greedy[rows]
+        top_k, top_p = self.top_k[rows], self.top_p[rows]
+        best = logits.argmax(dim=-1)
+        scaled = logits / self.temperature[rows]
+        if self._unfiltered:
+            sampled = torch.multinomial(scaled.softmax(dim=-1), num_samples=1).squeeze(-1)
+            return torch.where(greedy, best, sampled)
+        if self._all_limited and 0 < self._widest < scaled.shape[-1]:
+            # Every sampling row keeps at most ``widest`` tokens: rank only those.
+            ordered, order = scaled.topk(self._widest, dim=-1)
+        else:
+            ordered, order = scaled.sort(dim=-1, descending=True)
+        rank = torch.arange(ordered.shape[-1], device=logits.device).unsqueeze(0)
+        drop = (top_k > 0) & (rank >= top_k)
+        probs = ordered.masked_fill(drop, float("-inf")).softmax(dim=-1)
+        # Drop a token when the tokens ranked above it already hold top_p of the mass.
+        drop |= (probs.cumsum(dim=-1) - probs) > top_p
+        drop[:, 0] = False
+        ordered = ordered.masked_fill(drop, float("-inf"))
+        picked = torch.multinomial(ordered.softmax(dim=-1), num_samples=1)
+        return torch.where(greedy, best, order.gather(-1, picked).squeeze(-1))

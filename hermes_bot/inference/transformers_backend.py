@@ -21,9 +21,9 @@ from hermes_bot.backend import (
 )
 from hermes_bot.config import ExecutorSettings, ModelSettings, Settings
 from hermes_bot.errors import GenerationError, PromptTooLong
-from hermes_bot.inference.executor import Worker
 from hermes_bot.inference.jobs import Job
 from hermes_bot.inference.metrics import Metrics
+from hermes_bot.inference.worker import Worker
 from hermes_bot.prompts import resolve_dialect
 
 _log = logging.getLogger(__name__)
@@ -78,10 +78,9 @@ class TransformersBackend:
         return self._tokenizer
 
     @property
-    def model(self) -> Any:
-        """The loaded torch model (benchmarks and tests look at it); None when not loaded."""
-        worker = self._worker
-        return worker.loaded.model if worker is not None and worker.loaded is not None else None
+    def metrics(self) -> Metrics:
+        """The executor's counters (prompt tokens served from the cache, KV bytes moved, ...)."""
+        return self._metrics
 
     async def start(self) -> None:
         """Load the model in the worker thread; ModelLoadError when it cannot be loaded."""
@@ -91,19 +90,22 @@ class TransformersBackend:
             worker = Worker(
                 self._model_settings, self._executor_settings, self._metrics, self._grammar_factory
             )
-            loaded = await asyncio.wrap_future(worker.start())
+            serving = await asyncio.wrap_future(worker.start())
             # The worker thread decodes with its own tokenizer: a fast tokenizer shared
             # between threads can fail with "Already borrowed".
-            self._tokenizer = self._tokenizer or copy.deepcopy(loaded.tokenizer)
+            self._tokenizer = self._tokenizer or copy.deepcopy(serving.tokenizer)
             self._worker = worker
-            self._device = str(loaded.device)
+            self._device = serving.device
 
     async def close(self) -> None:
         """Stop serving; requests in flight fail with ``cancelled: shutting down``."""
         await self._stop("shutting down")
 
     async def unload(self) -> None:
-        """Free the model's memory (requests in flight fail with ``cancelled: model unloaded``)."""
+        """Free the model's memory (requests in flight fail with ``cancelled: model unloaded``).
+
+        The memory is given back once the worker thread has exited and nothing holds the model.
+        """
         await self._stop("model unloaded")
 
     async def reload(self) -> None:
@@ -133,7 +135,7 @@ class TransformersBackend:
         # A request that did not set its own parameters gets the configured defaults.
         return request.params or self._defaults
 
-    def _submit(self, request: GenerationRequest, stream: bool) -> tuple[Job, asyncio.Queue]:
+    def _submit(self, request: GenerationRequest, stream: bool) -> Job:
         worker = self._worker
         if worker is None:
             raise GenerationError(
@@ -148,32 +150,35 @@ class TransformersBackend:
                 f"prompt has {len(ids)} tokens but only {max(room, 0)} fit: context window "
                 f"{self.context_window} minus max_new_tokens {params.max_new_tokens}"
             )
-        events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         timeout = request.timeout or self._executor_settings.request_timeout
         job = Job(
             prompt_ids=list(ids),
             params=params,
             loop=asyncio.get_running_loop(),
-            events=events,
             deadline=time.monotonic() + timeout,
             stream=stream,
             constraint=request.constraint,
         )
         worker.submit(job)
-        return job, events
+        return job
 
-    async def _next(self, job: Job, events: asyncio.Queue) -> tuple[str, Any]:
-        remaining = job.deadline - time.monotonic()
-        try:
-            kind, payload = await asyncio.wait_for(events.get(), max(remaining, 0))
-        except TimeoutError:
-            raise GenerationError(
-                f"generation timed out after {job.deadline - job.submitted:g}s",
-                user_message="That took too long. Please try again.",
-            ) from None
-        if kind == "error":
-            raise payload
-        return kind, payload
+    async def _next(self, job: Job) -> tuple[str, GenerationResult | None]:
+        """The text posted since the last call (coalesced), and the result once finished."""
+        while True:
+            text, outcome = job.take()
+            if isinstance(outcome, BaseException):
+                raise outcome
+            if text or outcome is not None:
+                return text, outcome
+            remaining = job.deadline - time.monotonic()
+            try:
+                await asyncio.wait_for(job.wake.wait(), max(remaining, 0))
+            except TimeoutError:
+                raise GenerationError(
+                    f"generation timed out after {job.deadline - job.submitted:g}s",
+                    user_message="That took too long. Please try again.",
+                ) from None
+            job.wake.clear()
 
     def _release(self, job: Job) -> None:
         if not job.done and self._worker is not None:
@@ -181,24 +186,25 @@ class TransformersBackend:
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         """The whole completion; raises Busy, PromptTooLong or GenerationError."""
-        job, events = self._submit(request, stream=False)
+        job = self._submit(request, stream=False)
         try:
             while True:
-                kind, payload = await self._next(job, events)
-                if kind == "done":
-                    return payload
+                _, result = await self._next(job)
+                if result is not None:
+                    return result
         finally:
             self._release(job)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
         """Text deltas as they are decoded; they join to the full completion text."""
-        job, events = self._submit(request, stream=True)
+        job = self._submit(request, stream=True)
         try:
             while True:
-                kind, payload = await self._next(job, events)
-                if kind == "done":
+                text, result = await self._next(job)
+                if text:
+                    yield text
+                if result is not None:
                     return
-                yield payload
         finally:
             self._release(job)
 

@@ -44,7 +44,26 @@ def sharp_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture
-async def make_backend(sharp_model_dir: Path) -> AsyncIterator[Callable[..., Any]]:
+def models(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The torch models the workers load during a test, in loading order."""
+    from hermes_bot.inference import worker
+
+    loaded: list[Any] = []
+
+    def load(settings: ModelSettings) -> Any:
+        result = real_load(settings)
+        loaded.append(result.model)
+        return result
+
+    real_load = worker.load
+    monkeypatch.setattr(worker, "load", load)
+    return loaded
+
+
+@pytest.fixture
+async def make_backend(
+    sharp_model_dir: Path, models: list[Any]
+) -> AsyncIterator[Callable[..., Any]]:
     """Builds and starts backends on the tiny model; closes them after the test."""
     backends: list[TransformersBackend] = []
 

@@ -36,10 +36,10 @@ async def wait_until(condition: Any, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_full_queue_rejects_surplus_at_once(make_backend) -> None:
+async def test_full_queue_rejects_surplus_at_once(models, make_backend) -> None:
     backend = await make_backend(queue_size=64, max_batch_size=16)
     gate = threading.Event()  # holds the first batch until every request has been submitted
-    before_forward(backend.model, lambda kwargs: gate.wait(60))
+    before_forward(models[-1], lambda kwargs: gate.wait(60))
     order: list[str] = []
 
     async def one(i: int) -> str:
@@ -67,7 +67,7 @@ async def test_full_queue_rejects_surplus_at_once(make_backend) -> None:
     assert backend.stats().completed == ok
 
 
-async def test_fault_fails_only_that_batch(make_backend, reference) -> None:
+async def test_fault_fails_only_that_batch(models, make_backend, reference) -> None:
     backend = await make_backend(max_batch_size=3, batch_wait_ms=500)
     state = {"armed": True}
 
@@ -76,7 +76,7 @@ async def test_fault_fails_only_that_batch(make_backend, reference) -> None:
             state["armed"] = False
             raise RuntimeError("injected fault")
 
-    before_forward(backend.model, fail_once_with_three_rows)
+    before_forward(models[-1], fail_once_with_three_rows)
     first = await asyncio.gather(
         *(backend.generate(GenerationRequest(p)) for p in PROMPTS[:3]), return_exceptions=True
     )
@@ -88,7 +88,7 @@ async def test_fault_fails_only_that_batch(make_backend, reference) -> None:
 
 @pytest.mark.parametrize("after_steps", [0, 4])
 async def test_out_of_memory_retries_in_smaller_batches(
-    make_backend, reference, after_steps: int
+    models, make_backend, reference, after_steps: int
 ) -> None:
     backend = await make_backend(max_batch_size=4, batch_wait_ms=500)
     calls = {"n": 0, "oom": 0}
@@ -99,19 +99,19 @@ async def test_out_of_memory_retries_in_smaller_batches(
             calls["oom"] += 1
             raise torch.cuda.OutOfMemoryError("simulated")
 
-    before_forward(backend.model, oom_above_one_row)
+    before_forward(models[-1], oom_above_one_row)
     results = await asyncio.gather(*(backend.generate(GenerationRequest(p)) for p in PROMPTS))
     assert calls["oom"] >= 2  # 4 rows, then 2 rows, then one at a time
     assert [r.text for r in results] == [reference(p, 12) for p in PROMPTS]
 
 
-async def test_out_of_memory_alone_fails_clearly(make_backend) -> None:
+async def test_out_of_memory_alone_fails_clearly(models, make_backend) -> None:
     backend = await make_backend()
 
     def always_oom(kwargs: dict[str, Any]) -> None:
         raise torch.cuda.OutOfMemoryError("simulated")
 
-    before_forward(backend.model, always_oom)
+    before_forward(models[-1], always_oom)
     with pytest.raises(GenerationError, match="out of GPU memory"):
         await backend.generate(GenerationRequest(PROMPTS[0]))
 
@@ -161,10 +161,10 @@ async def test_shutdown_answers_every_request_in_flight(make_backend) -> None:
         await backend.generate(GenerationRequest(chat("late")))
 
 
-async def test_prompt_too_long_is_refused_before_generation(make_backend) -> None:
+async def test_prompt_too_long_is_refused_before_generation(models, make_backend) -> None:
     backend = await make_backend(context_window=256)
     calls: list[int] = []
-    before_forward(backend.model, lambda kwargs: calls.append(1))
+    before_forward(models[-1], lambda kwargs: calls.append(1))
     with pytest.raises(PromptTooLong):
         await backend.generate(
             GenerationRequest(chat("word " * 300), GenerationParams(max_new_tokens=8))
@@ -179,9 +179,9 @@ async def test_prompt_too_long_is_refused_before_generation(make_backend) -> Non
     assert calls == []
 
 
-async def test_timeout_fails_the_request_and_frees_the_slot(make_backend) -> None:
+async def test_timeout_fails_the_request_and_frees_the_slot(models, make_backend) -> None:
     backend = await make_backend(defaults=GenerationParams(max_new_tokens=500))
-    before_forward(backend.model, lambda kwargs: time.sleep(0.02))
+    before_forward(models[-1], lambda kwargs: time.sleep(0.02))
     with pytest.raises(GenerationError, match="timed out"):
         await backend.generate(GenerationRequest(PROMPTS[0], timeout=0.2))
     await wait_until(lambda: backend.stats().running == 0)
@@ -192,7 +192,7 @@ async def test_timeout_fails_the_request_and_frees_the_slot(make_backend) -> Non
 
 
 async def test_metrics_reach_stats_and_the_log(make_backend, caplog) -> None:
-    caplog.set_level("INFO", logger="hermes_bot.inference.executor")
+    caplog.set_level("INFO", logger="hermes_bot.inference.worker")
     backend = await make_backend()
     params = GenerationParams(max_new_tokens=5, do_sample=False)
     await asyncio.gather(*(backend.generate(GenerationRequest(p, params)) for p in PROMPTS))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +67,7 @@ async def test_count_tokens_counts_text_tokens(make_backend, tiny_tokenizer) -> 
 
 
 @pytest.mark.parametrize("use_stream", [False, True])
-async def test_stops_at_im_end_and_hides_it(make_backend, use_stream: bool) -> None:
+async def test_stops_at_im_end_and_hides_it(models, make_backend, use_stream: bool) -> None:
     backend = await make_backend(defaults=GenerationParams(max_new_tokens=50, do_sample=False))
     calls = {"n": 0}
 
@@ -74,7 +76,7 @@ async def test_stops_at_im_end_and_hides_it(make_backend, use_stream: bool) -> N
         if calls["n"] == 5:  # prefill + 4 decode steps = 5 tokens, then <|im_end|>
             output.logits[:, -1, 32000] = 1e4
 
-    wrap_forward(backend.model, eos_on_fifth_step)
+    wrap_forward(models[-1], eos_on_fifth_step)
     request = GenerationRequest(chat("hello"))
     if use_stream:
         text = "".join([delta async for delta in backend.stream(request)])
@@ -131,11 +133,13 @@ async def test_stream_deltas_join_to_the_full_text(make_backend) -> None:
         assert all(deltas) and not any("\ufffd" in d and d.endswith("\ufffd") for d in deltas[:-1])
 
 
-async def test_unload_then_reload(make_backend) -> None:
+async def test_unload_then_reload(models, make_backend) -> None:
     backend = await make_backend()
     before = await backend.generate(GenerationRequest(chat("again")))
+    model = weakref.ref(models.pop())
     await backend.unload()
-    assert backend.model is None
+    gc.collect()
+    assert model() is None, "something still holds the unloaded model"
     with pytest.raises(GenerationError):
         await backend.generate(GenerationRequest(chat("again")))
     await backend.reload()

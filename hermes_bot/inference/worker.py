@@ -1,9 +1,10 @@
 """The worker thread that owns the model: loading, the bounded queue, the serving loop.
 
-The asyncio side submits jobs (Busy when the queue is full) and cancels them; the
-thread waits for work, gathers requests that arrive together and lets the
-BatchRunner decode. On stop, every queued or running job fails with
-``cancelled: <reason>``.
+The asyncio side submits jobs (Busy when the queue is full) and cancels them;
+the thread waits for work, asks the :class:`Scheduler` which requests join and
+lets the :class:`ModelRunner` run one step at a time. On stop, every queued or
+running job fails with ``cancelled: <reason>`` and the thread lets go of the
+model; whoever joins the thread then frees its memory.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,14 +23,23 @@ import torch
 from hermes_bot.config import ExecutorSettings, ModelSettings
 from hermes_bot.errors import Busy, GenerationError, HermesBotError, ModelLoadError
 from hermes_bot.inference.jobs import Job, Outbox
-from hermes_bot.inference.loading import LoadedModel, free_memory, load
+from hermes_bot.inference.loading import free_memory, load
 from hermes_bot.inference.metrics import Metrics
-from hermes_bot.inference.scheduler import BatchRunner
+from hermes_bot.inference.runner import ModelRunner
+from hermes_bot.inference.scheduler import Scheduler
 
 _log = logging.getLogger(__name__)
 
 # At most one metrics line in the log per this many seconds, written when the queue drains.
 SUMMARY_INTERVAL = 60.0
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What the event loop learns once the model is loaded."""
+
+    tokenizer: Any
+    device: str
 
 
 class Worker:
@@ -47,24 +58,18 @@ class Worker:
         self._grammar_factory = grammar_factory
         self._cond = threading.Condition()
         self._inbox: deque[Job] = deque()
-        self._limit = executor.max_batch_size
+        self._scheduler = Scheduler(executor.max_batch_size)
         self._stopping: str | None = None
         self._outbox = Outbox()
-        self._runner: BatchRunner | None = None
+        self._runner: ModelRunner | None = None
         self._thread: threading.Thread | None = None
-        self._last_summary = 0.0
-
-    @property
-    def loaded(self) -> LoadedModel | None:
-        """The model while the thread serves, else None."""
-        runner = self._runner
-        return runner.loaded if runner is not None else None
+        self._last_summary: float | None = None
 
     # -- called from the event loop ------------------------------------------------------
 
-    def start(self) -> concurrent.futures.Future[LoadedModel]:
+    def start(self) -> concurrent.futures.Future[Serving]:
         """Start the thread; the future resolves once the model is loaded."""
-        ready: concurrent.futures.Future[LoadedModel] = concurrent.futures.Future()
+        ready: concurrent.futures.Future[Serving] = concurrent.futures.Future()
         self._thread = threading.Thread(
             target=self._run, args=(ready,), name="hermes-inference", daemon=True
         )
@@ -84,7 +89,7 @@ class Worker:
                 self._metrics.reject()
                 raise Busy(
                     f"inference queue full ({waiting} waiting)",
-                    queue_position=waiting + len(self._runner.rows),
+                    queue_position=waiting + self._runner.running,
                 )
             self._inbox.append(job)
             self._cond.notify()
@@ -103,23 +108,22 @@ class Worker:
             self._cond.notify()
 
     def join(self) -> None:
-        """Wait for the thread to exit."""
+        """Wait for the thread to exit, then give the model's memory back."""
         if self._thread is not None:
             self._thread.join()
+            self._thread = None
+        free_memory(None)
 
     def depth(self) -> tuple[int, int]:
         """(waiting, running) job counts."""
         runner = self._runner
-        return len(self._inbox), len(runner.rows) if runner is not None else 0
+        return len(self._inbox), runner.running if runner is not None else 0
 
     # -- the worker thread ---------------------------------------------------------------
 
-    def _run(self, ready: concurrent.futures.Future[LoadedModel]) -> None:
+    def _run(self, ready: concurrent.futures.Future[Serving]) -> None:
         try:
-            loaded = load(self._model_settings)
-            compiler = None
-            if self._grammar_factory is not None:
-                compiler = self._grammar_factory(loaded.tokenizer)
+            runner = self._load()
         except HermesBotError as error:
             ready.set_exception(error)
             return
@@ -127,17 +131,31 @@ class Worker:
             _log.exception("loading %s failed", self._model_settings.id)
             ready.set_exception(ModelLoadError(f"loading {self._model_settings.id!r}: {error}"))
             return
-        runner = BatchRunner(loaded, compiler, self._metrics, self._outbox, self._requeue)
         with self._cond:
             self._runner = runner
-        ready.set_result(loaded)
+        ready.set_result(Serving(runner.loaded.tokenizer, str(runner.loaded.device)))
         try:
             while self._serve_once(runner):
                 pass
         finally:
             self._shutdown(runner)
 
-    def _shutdown(self, runner: BatchRunner) -> None:
+    def _load(self) -> ModelRunner:
+        loaded = load(self._model_settings)
+        compiler = None
+        if self._grammar_factory is not None:
+            compiler = self._grammar_factory(loaded.tokenizer)
+        return ModelRunner(
+            loaded,
+            self._settings,
+            self._model_settings.context_window,
+            compiler,
+            self._metrics,
+            self._outbox,
+            self._fault,
+        )
+
+    def _shutdown(self, runner: ModelRunner) -> None:
         error = GenerationError(f"cancelled: {self._stopping or 'worker stopped'}")
         with self._cond:
             queued = list(self._inbox)
@@ -147,16 +165,26 @@ class Worker:
         for job in queued:
             runner.fail(job, error)
         self._outbox.flush()
-        del runner
-        free_memory(None)
 
-    def _requeue(self, jobs: list[Job], limit: int) -> None:
+    def _fault(self, jobs: list[Job], error: BaseException, involved: int) -> None:
+        """A forward pass over ``involved`` rows raised for ``jobs``: retry or fail them."""
+        out_of_memory = isinstance(error, torch.cuda.OutOfMemoryError)
+        if out_of_memory:
+            free_memory(self._runner.loaded.device if self._runner else None)
         with self._cond:
-            self._limit = limit
-            self._inbox.extendleft(reversed(jobs))
+            retry, failed = self._scheduler.after_fault(jobs, error, involved)
+            self._inbox.extendleft(reversed(retry))
+        if not failed:
+            return
+        _log.error("generation failed for %d requests", len(failed), exc_info=error)
+        message = "out of GPU memory" if out_of_memory else f"{type(error).__name__}: {error}"
+        runner = self._runner
+        assert runner is not None
+        for job in failed:
+            runner.fail(job, GenerationError(f"generation failed: {message}"))
 
     @torch.inference_mode()
-    def _serve_once(self, runner: BatchRunner) -> bool:
+    def _serve_once(self, runner: ModelRunner) -> bool:
         new = self._wait_for_work(runner)
         if new is None:
             return False
@@ -167,15 +195,18 @@ class Worker:
         self._log_summary_when_idle(runner)
         return True
 
-    def _log_summary_when_idle(self, runner: BatchRunner) -> None:
+    def _log_summary_when_idle(self, runner: ModelRunner) -> None:
         now = time.monotonic()
-        if runner.rows or self._inbox or now - self._last_summary < SUMMARY_INTERVAL:
+        if runner.running or self._inbox:
+            return
+        if self._last_summary is not None and now - self._last_summary < SUMMARY_INTERVAL:
             return
         self._last_summary = now
         numbers = self._metrics.snapshot()
+        cached = numbers.cached_prompt_tokens / max(1, numbers.prompt_tokens)
         _log.info(
             "inference: %.1f tokens/s, ttft %.0f ms, latency p50 %.0f ms p95 %.0f ms; "
-            "%d completed, %d failed, %d turned away",
+            "%d completed, %d failed, %d turned away; %.0f%% of prompt tokens from the cache",
             numbers.tokens_per_second,
             numbers.time_to_first_token_ms,
             numbers.latency_p50_ms,
@@ -183,26 +214,22 @@ class Worker:
             numbers.completed,
             numbers.failed,
             numbers.rejected,
+            100 * cached,
         )
 
-    def _wait_for_work(self, runner: BatchRunner) -> list[Job] | None:
-        """Jobs to admit now ([] to just keep decoding); None to stop."""
+    def _wait_for_work(self, runner: ModelRunner) -> list[Job] | None:
+        """Jobs to admit now ([] to just keep running); None to stop."""
         with self._cond:
-            while not self._inbox and not runner.rows and not self._stopping:
+            while not self._inbox and not runner.running and not self._stopping:
                 self._cond.wait()
-            if not runner.rows:
-                if not any(job.oom_retries for job in self._inbox):
-                    self._limit = self._settings.max_batch_size
+            if not runner.running:
                 # Requests that arrive together are prefilled together.
                 end = time.monotonic() + self._settings.batch_wait_ms / 1000
-                while len(self._inbox) < self._limit and not self._stopping:
+                while self._scheduler.wants_more(self._inbox) and not self._stopping:
                     remaining = end - time.monotonic()
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
             if self._stopping:
                 return None
-            new: list[Job] = []
-            while self._inbox and len(runner.rows) + len(new) < self._limit:
-                new.append(self._inbox.popleft())
-            return new
+            return self._scheduler.admit(self._inbox, runner.running, runner.joining)
