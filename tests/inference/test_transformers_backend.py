@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import torch
 from hermes_bot.backend import Backend, Constraint, GenerationParams, GenerationRequest
 from hermes_bot.config import ExecutorSettings, ModelSettings, Settings
 from hermes_bot.errors import GenerationError, ModelLoadError
+from hermes_bot.inference import worker
 from hermes_bot.inference.transformers_backend import TransformersBackend
 from tests.inference.conftest import GREEDY, chat
 
@@ -24,6 +27,13 @@ PROMPTS = [
     chat("what is the weather like on the moon today? " * 3),
     chat("x"),
 ]
+
+
+async def wait_until(condition: Any, timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "condition not reached"
+        await asyncio.sleep(0.01)
 
 
 def wrap_forward(model: Any, after: Any) -> None:
@@ -133,13 +143,19 @@ async def test_stream_deltas_join_to_the_full_text(make_backend) -> None:
         assert all(deltas) and not any("\ufffd" in d and d.endswith("\ufffd") for d in deltas[:-1])
 
 
-async def test_unload_then_reload(models, make_backend) -> None:
+async def test_unload_then_reload(models, make_backend, monkeypatch) -> None:
     backend = await make_backend()
     before = await backend.generate(GenerationRequest(chat("again")))
     model = weakref.ref(models.pop())
+    freed: list[bool] = []
+
+    def free_memory(device: Any) -> None:
+        gc.collect()
+        freed.append(model() is None)  # nothing may hold the model when memory is given back
+
+    monkeypatch.setattr(worker, "free_memory", free_memory)
     await backend.unload()
-    gc.collect()
-    assert model() is None, "something still holds the unloaded model"
+    assert freed == [True]
     with pytest.raises(GenerationError):
         await backend.generate(GenerationRequest(chat("again")))
     await backend.reload()
@@ -229,3 +245,56 @@ async def test_grammar_hook_constrains_only_its_row(make_backend, reference) -> 
     assert [True, False] in compilers[0].masked_rows
     # Once the constrained row finished, the free row decoded without any mask call.
     assert len(compilers[0].masked_rows) == len(compilers[0].tokens)
+
+
+SYSTEM = (
+    "<|im_start|>system\n" + "You are a helpful assistant who knows jokes. " * 12 + "<|im_end|>\n"
+)
+
+
+async def test_a_shared_system_prompt_is_prefilled_once(make_backend, reference) -> None:
+    backend = await make_backend(max_batch_size=4)
+    prompts = [SYSTEM + chat(question) for question in ("a joke", "a song", "a book")]
+    first = await backend.generate(GenerationRequest(prompts[0]))
+    computed = backend.metrics.snapshot().prefill_tokens
+    assert computed == first.prompt_tokens  # nothing cached yet
+    rest = await asyncio.gather(*(backend.generate(GenerationRequest(p)) for p in prompts[1:]))
+    numbers = backend.metrics.snapshot()
+    shared = len(backend.tokenizer(SYSTEM).input_ids)
+    assert numbers.prefill_tokens - computed <= sum(r.prompt_tokens for r in rest) - 2 * (
+        shared - 16
+    )
+    assert numbers.cached_prompt_tokens >= 2 * (shared - 16)
+    assert [r.text for r in (first, *rest)] == [reference(p, 12) for p in prompts]
+
+
+async def test_a_long_joining_prompt_does_not_stall_running_rows(
+    models, make_backend, reference
+) -> None:
+    backend = await make_backend(prefill_chunk=16, prefix_cache_tokens=0, batch_wait_ms=0)
+    shapes: list[tuple[int, int]] = []
+    gate = threading.Event()  # holds the running row's third pass until the long prompt waits
+    original = models[-1].forward
+
+    def forward(**kwargs: Any) -> Any:
+        shapes.append(tuple(kwargs["input_ids"].shape))
+        if len(shapes) == 3:
+            gate.wait(30)
+        return original(**kwargs)
+
+    models[-1].forward = forward
+    running = GenerationRequest(PROMPTS[0], GenerationParams(max_new_tokens=30, do_sample=False))
+    first = asyncio.create_task(backend.generate(running))
+    await wait_until(lambda: len(shapes) == 3)
+    long_prompt = chat("tell me a long story about the sea " * 8)
+    joining = asyncio.create_task(backend.generate(GenerationRequest(long_prompt)))
+    await wait_until(lambda: backend.stats().queue_depth == 1)
+    gate.set()
+    done, joined = await first, await joining
+    assert done.text == reference(PROMPTS[0], 30)
+    assert joined.text == reference(long_prompt, 12)
+    chunks = [i for i, shape in enumerate(shapes) if i > 0 and shape[0] == 1 and shape[1] > 1]
+    assert len(chunks) == -(-joined.prompt_tokens // 16)
+    assert all(shapes[i][1] <= 16 for i in chunks)
+    # The running row decoded (a one-token pass) between consecutive chunks of the prompt.
+    assert all((1, 1) in shapes[a:b] for a, b in zip(chunks, chunks[1:], strict=False)), shapes
