@@ -1,14 +1,22 @@
-"""Executor benchmark: the seed's loop vs one static batch vs the executor, side by side.
+"""Executor benchmark: throughput against the seed's loop, one static batch and transformers'
+own continuous batching, plus the executor's host-side costs, side by side in one run.
 
-    python benchmarks/executor.py [--quick] [--size tiny|60m] [--builtin]
+    python benchmarks/executor.py [--quick] [--size tiny|60m] [--repeat N]
 
-N concurrent requests (prompts of 20-120 tokens, outputs of 16-64 tokens, greedy,
-EOS ignored) all arrive at t=0. (a) naive: one ``model.generate`` per request in
-arrival order (what the seed did); (b) static: one left-padded ``model.generate``
-over all N, run to the longest output; (c) executor: all N submitted to
-TransformersBackend at once; (d, --builtin) transformers' own continuous batching
-(``init_continuous_batching``, paged attention). Tokens/s counts each request's
-own output tokens. Ends with ``executor_vs_naive=R`` for N = 16.
+Throughput: N concurrent requests (prompts of 20-120 tokens, outputs of 16-64
+tokens, greedy, EOS ignored) all arrive at t=0. naive: one ``model.generate``
+per request in arrival order (what the seed did); static: one left-padded
+``model.generate`` over all N, run to the longest output; executor: all N
+streamed through TransformersBackend; builtin: transformers' continuous
+batching (``init_continuous_batching``, paged attention). Tokens/s counts each
+request's own output tokens; best of ``--repeat`` runs, because the machine is
+shared and noisy: compare ratios, not absolute numbers.
+
+Costs (module ``benchmarks.costs``): host time per row per decode step outside
+the model forward and the sampling math, reads from the device per step, KV
+bytes copied per step, detokenization per token at answer lengths 32 and 1,024,
+prompt tokens computed with and without a shared system prompt, KV bytes held
+per token held. The output ends with one ``name=value`` line per figure.
 """
 
 from __future__ import annotations
@@ -31,11 +39,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from benchmarks import costs
 from hermes_bot.backend import GenerationParams, GenerationRequest
 from hermes_bot.config import ExecutorSettings, ModelSettings
 from hermes_bot.inference.metrics import percentile
 from hermes_bot.inference.transformers_backend import TransformersBackend
 from tests.tiny_model import build_tiny_model
+
+SIZES = [1, 16, 32]
 
 
 @dataclass
@@ -140,15 +151,14 @@ def run_static(model: Any, work: list[Work]) -> Row:
 async def run_executor(backend: TransformersBackend, work: list[Work]) -> Row:
     start = time.perf_counter()
 
-    async def one(item: Work) -> tuple[float, float, int]:
+    async def one(item: Work) -> tuple[float, float]:
         request = GenerationRequest(
             item.prompt, GenerationParams(max_new_tokens=item.new_tokens, do_sample=False)
         )
-        first, count = 0.0, 0
+        first = 0.0
         async for _ in backend.stream(request):
             first = first or time.perf_counter() - start
-            count += 1
-        return time.perf_counter() - start, first, count
+        return time.perf_counter() - start, first
 
     done = await asyncio.gather(*(one(item) for item in work))
     seconds = time.perf_counter() - start
@@ -189,6 +199,33 @@ def run_builtin(manager: Any, work: list[Work]) -> Row:
     return Row("builtin", len(work), tokens, seconds, latencies, list(ttfts.values()))
 
 
+async def throughput(
+    model: Any, tokenizer: Any, backend: TransformersBackend, repeats: int
+) -> dict[tuple[str, int], Row]:
+    manager = start_builtin(model)
+    warm = workload(tokenizer, 2, seed=99)
+    run_naive(model, warm)
+    await run_executor(backend, warm)
+    run_builtin(manager, warm)
+    rows: dict[tuple[str, int], Row] = {}
+    for n in SIZES:
+        work = workload(tokenizer, n, seed=n)
+        runs = []
+        for _ in range(repeats):  # best of `repeats`: the machine is shared and noisy
+            runs += [run_naive(model, work), run_static(model, work)]
+            runs.append(await run_executor(backend, work))
+            runs.append(run_builtin(manager, work))
+        for row in runs:
+            best = rows.get((row.name, n))
+            if best is None or row.rate > best.rate:
+                rows[row.name, n] = row
+        for (_, size), row in rows.items():
+            if size == n:
+                print(row.line(), flush=True)
+    manager.stop(block=True)
+    return rows
+
+
 async def main(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -196,49 +233,33 @@ async def main(args: argparse.Namespace) -> None:
         directory = build_tiny_model(Path(tmp), size=args.size)
         tokenizer = AutoTokenizer.from_pretrained(directory)
         model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
-        sizes = [1, 16, 32]
-        repeats = 1 if args.quick else args.repeat
+        captured = costs.capture_models()
         backend = TransformersBackend(
-            ModelSettings(id=str(directory), device="cpu"),
-            ExecutorSettings(max_batch_size=max(sizes), queue_size=256, batch_wait_ms=2),
+            ModelSettings(id=str(directory), device="cpu", context_window=2048),
+            ExecutorSettings(max_batch_size=max(SIZES), queue_size=256, batch_wait_ms=2),
             GenerationParams(do_sample=False),
         )
         await backend.start()
-        manager = start_builtin(model) if args.builtin else None
-        warm = workload(tokenizer, 2, seed=99)
-        run_naive(model, warm)
-        await run_executor(backend, warm)
         print(f"model: tiny Mistral '{args.size}', fp32, CPU, 1 torch thread")
-        rows: dict[tuple[str, int], Row] = {}
-        for n in sizes:
-            work = workload(tokenizer, n, seed=n)
-            runs = []
-            for _ in range(repeats):  # best of `repeats`: the machine is shared and noisy
-                runs += [run_naive(model, work), run_static(model, work)]
-                runs.append(await run_executor(backend, work))
-                if args.builtin:
-                    runs.append(run_builtin(manager, work))
-            for row in runs:
-                best = rows.get((row.name, n))
-                if best is None or row.rate > best.rate:
-                    rows[row.name, n] = row
-            for (_, size), row in rows.items():
-                if size == n:
-                    print(row.line(), flush=True)
+        rows = await throughput(model, tokenizer, backend, 1 if args.quick else args.repeat)
+        figures = await costs.measure(backend, captured[-1], model, tokenizer)
         await backend.close()
-        if manager is not None:
-            manager.stop(block=True)
-    for n in sizes[1:]:
+    for n in SIZES[1:]:
         ex = rows["executor", n]
         print(
             f"N={n}: executor/naive {ex.rate / rows['naive', n].rate:.2f}x, "
-            f"executor/static {ex.rate / rows['static', n].rate:.2f}x"
+            f"executor/static {ex.rate / rows['static', n].rate:.2f}x, "
+            f"executor/builtin {ex.rate / rows['builtin', n].rate:.2f}x"
         )
     lone = percentile(rows["executor", 1].latencies, 0.5) / percentile(
         rows["naive", 1].latencies, 0.5
     )
     print(f"lone request latency executor/generate: {lone:.2f}x")
-    print(f"executor_vs_naive={rows['executor', 16].rate / rows['naive', 16].rate:.2f}")
+    figures["vs_builtin_16"] = rows["executor", 16].rate / rows["builtin", 16].rate
+    figures["vs_builtin_32"] = rows["executor", 32].rate / rows["builtin", 32].rate
+    figures["executor_vs_naive"] = rows["executor", 16].rate / rows["naive", 16].rate
+    for name, value in figures.items():
+        print(f"{name}={value:.4g}")
 
 
 if __name__ == "__main__":
@@ -246,5 +267,4 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="one run of each, not best of 3")
     parser.add_argument("--repeat", type=int, default=3, help="runs per strategy (best kept)")
     parser.add_argument("--size", choices=["tiny", "60m"], default="tiny")
-    parser.add_argument("--builtin", action="store_true", help="also run transformers' own CB")
     asyncio.run(main(parser.parse_args()))

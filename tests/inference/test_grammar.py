@@ -305,7 +305,9 @@ def sample(model, tokenizer, compiler, tokenize, rows: Sequence[Row], seed: int 
             off_untouched &= all(
                 torch.equal(logits[i], before[i]) for i, m in enumerate(matchers) if m is None
             )
-            tokens = torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
+            # Exponential race: a sample of softmax(logits), much cheaper than multinomial here.
+            race = torch.empty_like(logits).exponential_(generator=generator).clamp_(min=1e-30)
+            tokens = (logits.softmax(-1) / race).argmax(-1)
             for i, row in enumerate(rows):
                 n = len(out[i])
                 if n < len(prefixes[i]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import threading
 import time
 import weakref
@@ -297,4 +298,4 @@ async def test_a_long_joining_prompt_does_not_stall_running_rows(
     assert len(chunks) == -(-joined.prompt_tokens // 16)
     assert all(shapes[i][1] <= 16 for i in chunks)
     # The running row decoded (a one-token pass) between consecutive chunks of the prompt.
-    assert all((1, 1) in shapes[a:b] for a, b in zip(chunks, chunks[1:], strict=False)), shapes
+    assert all((1, 1) in shapes[a:b] for a, b in itertools.pairwise(chunks)), shapes
