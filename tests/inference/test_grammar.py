@@ -13,6 +13,7 @@ import llguidance.hf
 import pytest
 import torch
 from pydantic import Field
+from transformers import DynamicCache
 
 from hermes_bot.backend import Constraint, GenerationParams, GenerationRequest
 from hermes_bot.call_format import markup_tags
@@ -286,47 +287,54 @@ class Sampled:
 
 
 def sample(model, tokenizer, compiler, tokenize, rows: Sequence[Row], seed: int = 0):
-    """A plain batched sampling loop; returns per-row results and whether off rows were touched."""
+    """A plain batched sampling loop; returns per-row results and whether off rows were touched.
+
+    Rows leave the batch (and its cache) as they finish.
+    """
     generator = torch.Generator().manual_seed(seed)
     prompt = tokenizer(chat("Tell me something."), return_tensors="pt").input_ids
     matchers = [compiler.matcher(row.constraint) for row in rows]
     prefixes = [tokenize(row.prefix) if row.prefix else [] for row in rows]
     out: list[list[int]] = [[] for _ in rows]
     finished = [False] * len(rows)
-    live = [True] * len(rows)
     prefix_ok = [True] * len(rows)
     off_untouched = True
+    batch = list(range(len(rows)))  # the rows still generating, in cache order
+    cache = DynamicCache()
     with torch.no_grad():
-        step = model(prompt.repeat(len(rows), 1), use_cache=True)
+        step = model(input_ids=prompt.repeat(len(rows), 1), cache=cache, use_cache=True)
         for _ in range(max(row.limit for row in rows)):
             logits = step.logits[:, -1].float()
             before = logits.clone()
-            compiler.fill_masks(logits, matchers)
+            compiler.fill_masks(logits, [matchers[i] for i in batch])
             off_untouched &= all(
-                torch.equal(logits[i], before[i]) for i, m in enumerate(matchers) if m is None
+                torch.equal(logits[b], before[b]) for b, i in enumerate(batch) if not matchers[i]
             )
-            # Exponential race: a sample of softmax(logits), much cheaper than multinomial here.
-            race = torch.empty_like(logits).exponential_(generator=generator).clamp_(min=1e-30)
-            tokens = (logits.softmax(-1) / race).argmax(-1)
-            for i, row in enumerate(rows):
+            race = torch.rand(logits.shape, generator=generator).log_().neg_()  # Exp(1)
+            tokens = (logits.softmax(-1) / race).argmax(-1)  # a sample of softmax(logits)
+            still = []
+            for b, i in enumerate(batch):
                 n = len(out[i])
                 if n < len(prefixes[i]):
-                    prefix_ok[i] &= bool(logits[i, prefixes[i][n]] > float("-inf"))
-                    tokens[i] = prefixes[i][n]
-                token = int(tokens[i])
-                if not live[i]:
-                    continue
+                    prefix_ok[i] &= bool(logits[b, prefixes[i][n]] > float("-inf"))
+                    tokens[b] = prefixes[i][n]
+                token = int(tokens[b])
                 if token == EOS:
-                    live[i], finished[i] = False, True
+                    finished[i] = True
                     continue
                 out[i].append(token)
                 if matchers[i] is not None:
                     matchers[i].consume(token)
                     finished[i] = matchers[i].is_finished()
-                live[i] = not finished[i] and len(out[i]) < row.limit
-            if not any(live):
+                if not finished[i] and len(out[i]) < rows[i].limit:
+                    still.append(b)
+            if not still:
                 break
-            step = model(tokens.unsqueeze(-1), past_key_values=step.past_key_values, use_cache=True)
+            keep = torch.tensor(still)
+            if len(still) < len(batch):
+                cache.batch_select_indices(keep)
+            batch = [batch[b] for b in still]
+            step = model(input_ids=tokens[keep].unsqueeze(-1), cache=cache, use_cache=True)
     results = [
         Sampled(tokenizer.decode(ids, skip_special_tokens=True), done, ok)
         for ids, done, ok in zip(out, finished, prefix_ok, strict=True)
