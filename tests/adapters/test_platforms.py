@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from pathlib import Path
 
 import pytest
 
-from hermes_bot.adapters.platforms import configured_platforms
+from hermes_bot.adapters.platforms import configured_platforms, serve
 from hermes_bot.config import DiscordSettings, Settings, SlackSettings
+from hermes_bot.pipeline import Pipeline
 from tests.adapters.discord.conftest import spawn_against
 from tests.adapters.discord.fake_discord import GENERAL_ID, TOKEN, FakeDiscord
 from tests.adapters.slack.fake_slack import APP_TOKEN, BOT_TOKEN, GENERAL, FakeSlack
+from tests.fakes import ScriptedBackend
 
 
 def test_configured_platforms_follow_the_tokens():
@@ -80,3 +83,23 @@ async def test_bot_py_serves_discord_and_slack_with_one_model_and_exits_0_on_sig
     assert "serving discord and slack" in output
     for secret in (TOKEN, BOT_TOKEN, APP_TOKEN):
         assert secret not in output
+
+
+async def test_sigterm_leaves_a_notice_on_answers_in_flight_and_serve_returns_0(fakes):
+    _, slack = fakes
+    settings = Settings(
+        slack=SlackSettings(
+            bot_token=BOT_TOKEN, app_token=APP_TOKEN, api_base_url=slack.api_base_url
+        )
+    )
+    backend = ScriptedBackend(["A very slow answer " * 20], delay=60.0, chunk=4)
+    pipeline = Pipeline.from_settings(backend, settings)
+    server = asyncio.create_task(serve(settings, pipeline, configured_platforms(settings)))
+    await slack.wait_for(lambda: slack.open_connections)
+    sent = await slack.post("say something slowly", mention=True)
+    await slack.wait_for(lambda: slack.bot_messages(GENERAL, sent["ts"]))
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert await asyncio.wait_for(server, 30) == 0
+    [message] = slack.bot_messages(GENERAL, sent["ts"])
+    assert "restarting" in str(message["blocks"]) and "▌" not in str(message["blocks"])
+    assert backend.started and not slack.open_connections
