@@ -115,11 +115,11 @@ class SlackBot:
         _log.info("connected to Slack workspace %s as %s", auth.get("team"), auth.get("user"))
 
     async def close(self) -> None:
-        """Leave a notice on in-flight answers, then disconnect."""
-        await self.responder.cancel_all()
+        """Stop accepting events (disconnect), then leave a notice on answers in flight."""
         if self._handler is not None:
             await self._handler.close_async()
             self._handler = None
+        await self.responder.cancel_all()
 
     def status(self, key: str) -> SlackMessage:
         """The /status card for conversation ``key``."""

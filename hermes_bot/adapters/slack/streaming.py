@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 import aiohttp
-from slack_sdk.errors import SlackClientError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from hermes_bot.adapters.slack.blocks import (
@@ -119,6 +119,25 @@ class SlackReplyWriter:
         await self._stop_streaming()
         await self._render([], trim=True)
 
+    async def _post(self, payload: dict[str, Any]) -> str:
+        posted = await self._client.chat_postMessage(
+            channel=self.channel, thread_ts=self.thread_ts, **payload
+        )
+        return str(posted["ts"])
+
+    async def _update(self, index: int, payload: dict[str, Any]) -> None:
+        """Edit message ``index``; one that someone deleted is posted again."""
+        try:
+            await self._client.chat_update(
+                channel=self.channel, ts=self.timestamps[index], **payload
+            )
+        except SlackApiError as error:
+            if error.response.get("error") != "message_not_found":
+                raise
+            _log.info("a message of the answer was deleted; posting it again")
+            self.timestamps[index] = await self._post(payload)
+        self._shown[index] = payload
+
     async def _render(self, messages: list[SlackMessage], *, trim: bool) -> None:
         """Make the messages look like ``messages``: update what changed, post what is missing."""
         async with self._lock:
@@ -128,15 +147,9 @@ class SlackReplyWriter:
                     payload["blocks"] = [self._preamble, *payload["blocks"]]
                 if index < len(self.timestamps):
                     if self._shown[index] != payload:
-                        await self._client.chat_update(
-                            channel=self.channel, ts=self.timestamps[index], **payload
-                        )
-                        self._shown[index] = payload
+                        await self._update(index, payload)
                     continue
-                posted = await self._client.chat_postMessage(
-                    channel=self.channel, thread_ts=self.thread_ts, **payload
-                )
-                self.timestamps.append(posted["ts"])
+                self.timestamps.append(await self._post(payload))
                 self._shown.append(payload)
             while trim and len(self.timestamps) > len(messages):
                 ts = self.timestamps.pop()

@@ -121,3 +121,14 @@ async def test_allow_lists_refuse_privately_and_the_rate_limit_warns_once_then_r
     await fake.wait_for(lambda: all(_answers(fake, GENERAL, m["ts"]) for m in messages[:2]))
     assert [bool(_answers(fake, GENERAL, m["ts"])) for m in messages] == [True, True, False, False]
     assert len(running.backend.requests) == 2
+
+
+async def test_an_answer_whose_message_someone_deleted_is_posted_again(fake, start_bot):
+    backend = HeldBackend("still here")
+    await start_bot(backend=backend)
+    sent = await fake.post("hello", mention=True)
+    [placeholder] = await fake.wait_for(lambda: fake.bot_messages(GENERAL, sent["ts"]))
+    await fake.remove((GENERAL, placeholder["ts"]))  # an admin deletes it
+    backend.release.set()
+    await fake.wait_for(lambda: "still here" in str(_answers(fake, GENERAL, sent["ts"])))
+    assert [m["text"] for m in fake.bot_messages(GENERAL, sent["ts"])] == ["still here"]
