@@ -27,7 +27,7 @@ from hermes_bot.adapters.slack.blocks import SlackMessage, status_message
 from hermes_bot.adapters.slack.events import MessageEvents
 from hermes_bot.adapters.slack.interactions import Interactions
 from hermes_bot.adapters.slack.responder import Responder
-from hermes_bot.adapters.slack.streaming import DELIVERY_ERRORS
+from hermes_bot.adapters.slack.streaming import DELIVERY_ERRORS, SlackReplyWriter, ThreadStatus
 from hermes_bot.config import Settings, SlackSettings
 from hermes_bot.errors import ConfigError
 from hermes_bot.pipeline import Pipeline
@@ -80,6 +80,7 @@ class SlackBot:
         self.app = AsyncApp(client=self.client, logger=logging.getLogger("slack_bolt"))
         self.gate = make_gate(self.settings)
         self.responder = Responder(pipeline)
+        self.thread_status = ThreadStatus(self.client)
         self.events = MessageEvents(self)
         self.app.event("message")(self.events.on_event)
         self.app.event("app_mention")(self.events.on_event)
@@ -120,6 +121,19 @@ class SlackBot:
             await self._handler.close_async()
             self._handler = None
         await self.responder.cancel_all()
+
+    def writer(
+        self, channel: str, thread_ts: str | None, *, preamble: str | None = None
+    ) -> SlackReplyWriter:
+        """A writer for one answer in ``channel`` (in the thread ``thread_ts`` if given)."""
+        return SlackReplyWriter(
+            self.client,
+            channel,
+            thread_ts,
+            interval=self.settings.stream_update_interval,
+            preamble=preamble,
+            status=self.thread_status,
+        )
 
     def status(self, key: str) -> SlackMessage:
         """The /status card for conversation ``key``."""

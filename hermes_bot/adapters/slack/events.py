@@ -23,7 +23,7 @@ from hermes_bot.adapters.slack.commands import (
     parse_command,
 )
 from hermes_bot.adapters.slack.mrkdwn import to_plain
-from hermes_bot.adapters.slack.streaming import DELIVERY_ERRORS, SlackReplyWriter
+from hermes_bot.adapters.slack.streaming import DELIVERY_ERRORS
 
 if TYPE_CHECKING:
     from hermes_bot.adapters.slack.app import SlackBot
@@ -94,12 +94,7 @@ class MessageEvents:
             command, key, channel, user, reply_thread
         ):
             return
-        writer = SlackReplyWriter(
-            self.bot.client,
-            channel,
-            reply_thread,
-            interval=self.bot.settings.stream_update_interval,
-        )
+        writer = self.bot.writer(channel, reply_thread)
         forced = command.forced_tool if command else None
         prompt = command.prompt if command else text
         await self.bot.responder.answer(

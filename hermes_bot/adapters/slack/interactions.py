@@ -26,7 +26,7 @@ from hermes_bot.adapters.slack.commands import (
     conversation_key,
 )
 from hermes_bot.adapters.slack.mrkdwn import escape
-from hermes_bot.adapters.slack.streaming import DELIVERY_ERRORS, SlackReplyWriter
+from hermes_bot.adapters.slack.streaming import DELIVERY_ERRORS
 
 if TYPE_CHECKING:
     from slack_bolt.app.async_app import AsyncApp
@@ -100,13 +100,7 @@ class Interactions:
         *,
         preamble: str | None = None,
     ) -> None:
-        writer = SlackReplyWriter(
-            self.bot.client,
-            channel,
-            thread_ts,
-            interval=self.bot.settings.stream_update_interval,
-            preamble=preamble,
-        )
+        writer = self.bot.writer(channel, thread_ts, preamble=preamble)
         reply = await self.bot.responder.answer(
             key, command.prompt, writer, forced_tool=command.forced_tool
         )

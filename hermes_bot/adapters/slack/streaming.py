@@ -33,7 +33,42 @@ _log = logging.getLogger(__name__)
 
 MARK = " ▌"
 PLACEHOLDER = "_✍️ thinking…_"
+THINKING = "is thinking…"
 DELIVERY_ERRORS = (SlackClientError, aiohttp.ClientError, TimeoutError)
+
+
+class ThreadStatus:
+    """Slack's "is thinking…" indicator under a thread, used where the workspace has it.
+
+    Slack clears it when the bot posts in the thread. After a refusal that means the
+    workspace or app lacks it, the placeholder message is used from then on.
+    """
+
+    UNAVAILABLE = frozenset(
+        {"unknown_method", "missing_scope", "not_allowed_token_type", "feature_not_enabled"}
+    )
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+        self.available = True
+
+    async def set(self, channel: str, thread_ts: str, status: str) -> bool:
+        """Show (or with ``""`` clear) the status; False where it cannot be shown."""
+        if not self.available:
+            return False
+        try:
+            await self._client.assistant_threads_setStatus(
+                channel_id=channel, thread_ts=thread_ts, status=status
+            )
+        except SlackApiError as error:
+            code = error.response.get("error")
+            if code in self.UNAVAILABLE:
+                _log.info("no thread status in this workspace (%s); using placeholders", code)
+                self.available = False
+            return False
+        except DELIVERY_ERRORS:
+            return False
+        return True
 
 
 class SlackReplyWriter:
@@ -50,8 +85,11 @@ class SlackReplyWriter:
         *,
         interval: float,
         preamble: str | None = None,
+        status: ThreadStatus | None = None,
     ) -> None:
         self._client = client
+        self._status = status
+        self._status_shown = False
         self.channel = channel
         self.thread_ts = thread_ts
         self._interval = interval
@@ -65,8 +103,11 @@ class SlackReplyWriter:
         self._flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Show the working state at once (a placeholder message)."""
-        await self._render([notice_message(PLACEHOLDER)], trim=False)
+        """Show the working state at once: the thread status, else a placeholder message."""
+        if self._status is not None and self.thread_ts is not None:
+            self._status_shown = await self._status.set(self.channel, self.thread_ts, THINKING)
+        if not self._status_shown:
+            await self._render([notice_message(PLACEHOLDER)], trim=False)
 
     async def on_text(self, visible: str) -> None:
         """The pipeline's streaming callback: remember the text; the flusher shows it."""
@@ -118,6 +159,8 @@ class SlackReplyWriter:
         """Stop streaming and delete whatever was shown."""
         await self._stop_streaming()
         await self._render([], trim=True)
+        if self._status is not None and self._status_shown and self.thread_ts is not None:
+            await self._status.set(self.channel, self.thread_ts, "")
 
     async def _post(self, payload: dict[str, Any]) -> str:
         posted = await self._client.chat_postMessage(

@@ -89,6 +89,8 @@ class FakeSlack(WebApi, UserActions):
     def __init__(self, *, ack_timeout: float | None = 3.0) -> None:
         self.ack_timeout = ack_timeout
         self.messages: dict[tuple[str, str], Payload] = {}
+        self.thread_status = False
+        self.statuses: dict[tuple[str, str], str] = {}
         self.ephemerals: list[Payload] = []
         self.faults: dict[str, Fault] = {}
         self.tickets: set[str] = set()

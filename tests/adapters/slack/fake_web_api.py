@@ -35,6 +35,8 @@ class WebApi:
     """Mixed into FakeSlack: answers one Web API call as ``(status, headers, body)``."""
 
     messages: dict[tuple[str, str], Payload]
+    thread_status: bool
+    statuses: dict[tuple[str, str], str]
     ephemerals: list[Payload]
     faults: dict[str, Fault]
     tickets: set[str]
@@ -114,6 +116,7 @@ class WebApi:
         }
         if args.get("thread_ts"):
             message["thread_ts"] = args["thread_ts"]
+            self.statuses.pop((channel, args["thread_ts"]), None)  # a reply clears the status
         self.messages[(channel, ts)] = {**message, "channel": channel}
         await self.deliver_event(
             {**message, "channel": channel, "event_ts": ts, "channel_type": channel_type(channel)}
@@ -180,6 +183,19 @@ class WebApi:
         reactions.append(args.get("name"))
         return {"ok": True}
 
+    async def _set_status(self, args: Payload) -> Payload:
+        """The "is thinking…" indicator; refused where the workspace lacks it (the default)."""
+        if not self.thread_status:
+            return {"ok": False, "error": "missing_scope", "needed": "assistant:write"}
+        key = (args.get("channel_id", ""), args.get("thread_ts", ""))
+        if key not in self.messages:
+            return {"ok": False, "error": "invalid_thread_ts"}
+        if args.get("status"):
+            self.statuses[key] = args["status"]
+        else:
+            self.statuses.pop(key, None)
+        return {"ok": True}
+
     # -- response URLs (slash commands and buttons) -----------------------------------------
 
     async def respond(self, token: str, body: Payload) -> tuple[int, Payload]:
@@ -215,4 +231,5 @@ _METHODS: dict[str, Callable[[WebApi, Payload], Awaitable[Payload]]] = {
     "chat.delete": WebApi._delete,
     "chat.postEphemeral": WebApi._post_ephemeral,
     "reactions.add": WebApi._reactions_add,
+    "assistant.threads.setStatus": WebApi._set_status,
 }

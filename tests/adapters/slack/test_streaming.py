@@ -7,6 +7,17 @@ from hermes_bot.adapters.slack.mrkdwn import to_mrkdwn
 from tests.adapters.discord.markup import call
 from tests.adapters.slack.block_kit import check_message, pings
 from tests.adapters.slack.fake_slack import GENERAL
+from tests.adapters.slack.test_commands import HeldBackend
+
+
+def _refused(fake):
+    """Web API calls Slack refused, besides the probe for the thread status."""
+    return [c for c in fake.calls if not c.result.get("ok") and "setStatus" not in c.method]
+
+
+def _final(fake, ts):
+    shown = fake.bot_messages(GENERAL, ts)
+    return shown and "▌" not in str(shown) and "thinking" not in str(shown)
 
 
 def _shown(fake, ts):
@@ -47,7 +58,7 @@ async def test_a_5000_character_answer_is_split_into_sections_under_slacks_limit
     assert len(sections) >= 2 and all(len(s) <= SECTION_LIMIT for s in sections)
     assert all(f"Paragraph {i}:" in " ".join(sections) for i in range(20))
     assert all(check_message(m["text"], m["blocks"]) is None for m in messages)
-    assert not [c for c in fake.calls if not c.result.get("ok")]
+    assert not _refused(fake)
 
 
 async def test_a_huge_answer_continues_in_more_messages(fake, start_bot):
@@ -62,7 +73,7 @@ async def test_a_huge_answer_continues_in_more_messages(fake, start_bot):
     # Throttled: one streamed update within the 5 s interval, then the final render.
     first_updates = [c for c in fake.api("chat.update") if c.args["ts"] == messages[0]["ts"]]
     assert len(first_updates) <= 2
-    assert not [c for c in fake.calls if not c.result.get("ok")]
+    assert not _refused(fake)
 
 
 async def test_hostile_model_text_pings_nobody(fake, start_bot):
@@ -91,3 +102,28 @@ def test_markdown_becomes_mrkdwn():
     assert to_mrkdwn("`a**b**` ```\n**x** <y>\n```") == "`a**b**` ```\n**x** &lt;y&gt;\n```"
     assert to_mrkdwn("snake_case_name and 2*3*4") == "snake_case_name and 2*3*4"
     assert to_mrkdwn("R&B <3") == "R&amp;B &lt;3"
+
+
+async def test_where_the_workspace_has_it_the_thread_status_replaces_the_placeholder(
+    fake, start_bot
+):
+    fake.thread_status = True
+    backend = HeldBackend("answered")
+    await start_bot(backend=backend)
+    sent = await fake.post("hello", mention=True)
+    await fake.wait_for(lambda: fake.statuses)
+    assert fake.statuses == {(GENERAL, sent["ts"]): "is thinking…"}
+    assert fake.bot_messages(GENERAL) == []  # no placeholder
+    backend.release.set()
+    await fake.wait_for(lambda: "answered" in str(fake.bot_messages(GENERAL, sent["ts"])))
+    assert fake.statuses == {}
+
+
+async def test_without_it_the_placeholder_is_used_and_the_status_is_not_tried_again(
+    fake, start_bot
+):
+    await start_bot(["one", "two"])
+    for text in ("first", "second"):
+        sent = await fake.post(text, mention=True)
+        await fake.wait_for(lambda ts=sent["ts"]: _final(fake, ts))
+    assert len(fake.api("assistant.threads.setStatus")) == 1
