@@ -71,19 +71,29 @@ class MessageEvents:
         channel, ts = event.get("channel", ""), event.get("ts", "")
         thread_ts = event.get("thread_ts")
         dm = event.get("channel_type") == "im" or channel.startswith("D")
-        mentioned = f"<@{self.bot.user_id}>" in event.get("text", "")
-        followup = thread_ts is not None and (channel, thread_ts) in self.threads
+        text = event.get("text", "")
+        mentioned = f"<@{self.bot.user_id}>" in text
+        # A follow-up in the bot's thread, unless it is addressed to someone else.
+        followup = (
+            thread_ts is not None
+            and (channel, thread_ts) in self.threads
+            and not _USER_IDS.search(text)
+        )
         if not (dm or mentioned or followup):
             return
         if not self.seen.first_time((channel, ts)):
             _log.debug("skipping a repeated delivery of %s/%s", channel, ts)
             return
-        await self._take(event, body.get("team_id") or event.get("team", ""), dm)
+        await self._take(event, body.get("team_id") or event.get("team", ""), dm, dm or mentioned)
 
-    async def _take(self, event: dict[str, Any], team: str, dm: bool) -> None:
+    async def _take(self, event: dict[str, Any], team: str, dm: bool, explicit: bool) -> None:
+        """Answer ``event``; ``explicit``: the user addressed the bot (a DM or a mention)."""
         channel, ts, user = event["channel"], event["ts"], event["user"]
         reply_thread = event.get("thread_ts") or (None if dm else ts)
-        if not await self._admitted(Origin(user, team, (channel,)), channel, ts, reply_thread):
+        origin = Origin(user, team, (channel,))
+        if not explicit and not self.bot.gate.allows(origin):
+            return  # chatter in a thread, from someone the bot may not answer
+        if not await self._admitted(origin, channel, ts, reply_thread):
             return
         if reply_thread is not None:
             self.threads.first_time((channel, reply_thread))

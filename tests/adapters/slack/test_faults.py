@@ -132,3 +132,19 @@ async def test_an_answer_whose_message_someone_deleted_is_posted_again(fake, sta
     backend.release.set()
     await fake.wait_for(lambda: "still here" in str(_answers(fake, GENERAL, sent["ts"])))
     assert [m["text"] for m in fake.bot_messages(GENERAL, sent["ts"])] == ["still here"]
+
+
+async def test_in_the_bots_thread_others_chatter_is_ignored_and_only_a_mention_is_refused(
+    fake, start_bot
+):
+    running = await start_bot(["first", "second"], allowed_users=[ALICE])
+    root = await fake.post("start", mention=True)
+    await fake.wait_for(lambda: _answers(fake, GENERAL, root["ts"]))
+    await fake.post("just chatting", thread_ts=root["ts"], user=BOB)
+    await fake.post("let me in", thread_ts=root["ts"], user=BOB, mention=True)
+    await fake.post("go on", thread_ts=root["ts"])  # barrier: Alice's follow-up is answered
+    await fake.wait_for(lambda: len(_answers(fake, GENERAL, root["ts"])) == 2)
+    assert [e["text"] for e in fake.ephemerals_for(BOB)] == [
+        "Sorry, I'm not enabled for you here. Ask a workspace admin if you think I should be."
+    ]
+    assert len(running.backend.requests) == 2

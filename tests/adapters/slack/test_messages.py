@@ -38,6 +38,7 @@ async def test_thread_followups_need_no_mention_and_other_chatter_is_ignored(fak
     await fake.wait_for(lambda: "first" in "".join(_texts(fake.bot_messages(GENERAL))))
     await fake.post("not for the bot", channel=GENERAL)
     await fake.post("a thread I am not in", channel=RANDOM)
+    await fake.post("<@U0ALICE> this one is for you", thread_ts=root["ts"], user=BOB)
     await fake.post("and a follow-up", thread_ts=root["ts"], user=BOB)
     await fake.wait_for(lambda: "second" in "".join(_texts(fake.bot_messages(GENERAL))))
     # Barrier: a later mention is answered, so the ignored messages were really ignored.
