@@ -1,7 +1,10 @@
-"""The bot's three tools, their registry, schema export and call validation.
+"""The bot's tools: pydantic models, one declaration each, the registry, schemas, validation.
 
 The tools are "answer-shaped": a validated call *is* the answer (a joke, a
-song, a book), so no second model round-trip is needed to render it.
+song, a book), so no second model round-trip is needed to render it. Each
+tool is one model plus one :class:`ToolSpec` (slash command, option, prompt,
+card, follow-up button) passed to :func:`register`; the prompts, grammars and
+every adapter iterate over the registry, so adding a tool touches nothing else.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hermes_bot.errors import ToolValidationError
+from hermes_bot.tool_spec import Card, CardContent, FollowUp, Link, Option, ToolSpec, card_content
 
 SHORT_TEXT = 300
 LONG_TEXT = 1000
@@ -31,6 +35,50 @@ class Tool(BaseModel):
     """Base of every tool: strict, stripped, no extra keys."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+TOOLS: dict[str, type[Tool]] = {}
+SPECS: dict[str, ToolSpec] = {}
+
+
+def register(spec: ToolSpec) -> ToolSpec:
+    """Add a tool: its schema reaches the prompts and grammars, its command and card every
+    adapter created afterwards."""
+    if find_tool(spec.name) is not None:
+        raise ValueError(f"a tool called {spec.name!r} is already registered")
+    TOOLS[spec.name] = spec.model
+    SPECS[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    """Remove the tool called ``name`` (exactly)."""
+    TOOLS.pop(name, None)
+    SPECS.pop(name, None)
+
+
+def _normalize_name(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def find_tool(name: str) -> type[Tool] | None:
+    """The tool called ``name``, tolerating case and snake_case, or None."""
+    wanted = _normalize_name(name)
+    return next((tool for known, tool in TOOLS.items() if _normalize_name(known) == wanted), None)
+
+
+def spec_of(tool: Tool | type[Tool]) -> ToolSpec:
+    """The declaration of a registered tool (class or instance)."""
+    model = tool if isinstance(tool, type) else type(tool)
+    return SPECS[model.__name__]
+
+
+def card_of(tool: Tool) -> CardContent:
+    """The card of a validated call, filled in, for any platform to render."""
+    return card_content(spec_of(tool).card, tool)
+
+
+# -- the tools -----------------------------------------------------------------------------
 
 
 def _not_empty(value: str, what: str) -> str:
@@ -51,6 +99,18 @@ class Joke(Tool):
         return _not_empty(value, "setup")
 
 
+register(
+    ToolSpec(
+        Joke,
+        command="joke",
+        description="Tell me a joke",
+        prompt="Tell me a joke.",
+        card=Card("Here's a joke", "😄", headline="setup", secret="answer"),
+        follow_up=FollowUp("Another one", "🔁", "Tell me another joke, a different one."),
+    )
+)
+
+
 class _Recommendation(Tool):
     """A recommendation for the user's interest (fields shared by songs and books)."""
 
@@ -62,10 +122,35 @@ class _Recommendation(Tool):
         return _not_empty(value, "interest")
 
 
+_BECAUSE = (("Because you like", "interest"),)
+
+
 class SongRecommendation(_Recommendation):
     """Recommend a song that matches the user's interest."""
 
     recommended_song: str = Field(description="Recommended song", max_length=SHORT_TEXT)
+
+
+register(
+    ToolSpec(
+        SongRecommendation,
+        command="song",
+        description="Recommend a song",
+        prompt="Recommend me a song. My interest: {option}",
+        option=Option("interest", "What you're into: a mood, a genre, an artist…"),
+        card=Card(
+            "A song for you",
+            "🎵",
+            headline="recommended_song",
+            fields=_BECAUSE,
+            links_label="Listen",
+            links=(
+                Link("YouTube", "https://www.youtube.com/results?search_query={}"),
+                Link("Spotify", "https://open.spotify.com/search/{}"),
+            ),
+        ),
+    )
+)
 
 
 class BookRecommendation(_Recommendation):
@@ -74,21 +159,26 @@ class BookRecommendation(_Recommendation):
     recommended_book: str = Field(description="Recommended book", max_length=SHORT_TEXT)
 
 
-TOOLS: dict[str, type[Tool]] = {
-    tool.__name__: tool for tool in (Joke, SongRecommendation, BookRecommendation)
-}
-
-
-def _normalize_name(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-_BY_NORMALIZED_NAME = {_normalize_name(name): tool for name, tool in TOOLS.items()}
-
-
-def find_tool(name: str) -> type[Tool] | None:
-    """The tool called ``name``, tolerating case and snake_case, or None."""
-    return _BY_NORMALIZED_NAME.get(_normalize_name(name))
+register(
+    ToolSpec(
+        BookRecommendation,
+        command="book",
+        description="Recommend a book",
+        prompt="Recommend me a book. My interest: {option}",
+        option=Option("interest", "What you're into: a topic, a genre, an author…"),
+        card=Card(
+            "A book for you",
+            "📚",
+            headline="recommended_book",
+            fields=_BECAUSE,
+            links_label="Find it",
+            links=(
+                Link("Open Library", "https://openlibrary.org/search?q={}"),
+                Link("Google Books", "https://www.google.com/search?tbm=bks&q={}"),
+            ),
+        ),
+    )
+)
 
 
 def tool_for_arguments(arguments: Iterable[str]) -> type[Tool] | None:

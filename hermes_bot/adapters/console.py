@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from hermes_bot.pipeline import ErrorReply, Pipeline, Reply, TextReply, ToolReply
-from hermes_bot.tools import BookRecommendation, Joke, SongRecommendation, Tool
+from hermes_bot.tools import Tool, card_of
 
 _log = logging.getLogger(__name__)
 
@@ -46,16 +46,11 @@ def display_width(text: str) -> int:
 
 
 def render_tool(tool: Tool) -> str:
-    """A tool reply as a text card whose borders line up."""
-    match tool:
-        case Joke():
-            title, lines = "Joke", [tool.setup, f"... {tool.answer}"]
-        case SongRecommendation():
-            title, lines = "Song for you", [tool.recommended_song, f"(for: {tool.interest})"]
-        case BookRecommendation():
-            title, lines = "Book for you", [tool.recommended_book, f"(for: {tool.interest})"]
-        case _:
-            title, lines = type(tool).__name__, [str(tool.model_dump())]
+    """A tool reply as a small text card: headline, secret after "...", then the fields."""
+    card = card_of(tool)
+    title = f"{card.emoji} {card.title}"
+    lines = [card.headline, *([f"... {card.secret}"] if card.secret is not None else [])]
+    lines += [f"{label}: {value}" for label, value in card.fields]
     body = [wrapped for line in lines for wrapped in textwrap.wrap(line, 68) or [""]]
     inner = max(display_width(title) + 2, *(display_width(line) for line in body))
     top = f"┌─ {title} " + "─" * (inner - display_width(title) - 2) + "─┐"

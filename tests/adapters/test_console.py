@@ -22,7 +22,7 @@ async def test_console_chat_cards_reset_and_quit() -> None:
     stdout = io.StringIO()
     assert await run_console(pipeline, stdin, stdout) == 0
     out = stdout.getvalue()
-    assert "hermes> Here is one!\n┌─ Joke" in out
+    assert "hermes> Here is one!\n┌─ 😄 Here's a joke" in out
     assert "Why do programmers prefer dark mode?" in out
     assert "... Because light attracts bugs." in out
     assert "(conversation forgotten)" in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
 import time
@@ -14,18 +15,18 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from hermes_bot.adapters.discord.embeds import JokeView, make_embed, status_embed
+from hermes_bot.adapters.discord.embeds import FollowUpView, make_embed, status_embed
 from hermes_bot.adapters.discord.responder import Responder
 from hermes_bot.adapters.discord.streaming import DELIVERY_ERRORS, NO_MENTIONS, ReplyWriter, Send
 from hermes_bot.adapters.gate import Decision, Gate, Origin, Verdict
 from hermes_bot.config import DiscordSettings, Settings
 from hermes_bot.pipeline import Pipeline
+from hermes_bot.tools import SPECS, ToolSpec
 
 _log = logging.getLogger(__name__)
 
 COOLDOWN_REACTION = "⏳"
 REFUSAL = "Sorry, I'm not enabled for you here. Ask a server admin if you think I should be."
-ANOTHER_JOKE = "Tell me another joke, a different one."
 TYPING_REFRESH = 8.0  # Discord shows "typing…" for about 10 s per call
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
 
@@ -91,8 +92,12 @@ class ChatCog(commands.Cog):
         self.started = time.monotonic()
 
     async def cog_load(self) -> None:
-        """Handle "Another one" clicks on jokes whose view expired or predates a restart."""
-        self.bot.add_view(JokeView(self.another_joke, timeout=None))
+        """Add a slash command per registered tool, and handle follow-up clicks on cards whose
+        view expired or predates a restart."""
+        for spec in SPECS.values():
+            self.bot.tree.add_command(self._tool_command(spec))
+            if spec.follow_up is not None:
+                self.bot.add_view(FollowUpView(spec, self.follow_up, timeout=None))
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -161,7 +166,7 @@ class ChatCog(commands.Cog):
             partial(message.channel.send, reference=reference),
             message.channel.send,
             interval=self.settings.stream_edit_interval,
-            on_again=self.another_joke,
+            on_again=self.follow_up,
         )
         typing = asyncio.create_task(_keep_typing(message.channel), name="discord-typing")
         try:
@@ -225,38 +230,37 @@ class ChatCog(commands.Cog):
         await interaction.response.defer(thinking=True)
         send = _followup_send(interaction)
         writer = ReplyWriter(
-            send, send, interval=self.settings.stream_edit_interval, on_again=self.another_joke
+            send, send, interval=self.settings.stream_edit_interval, on_again=self.follow_up
         )
         key = key or self._interaction_key(interaction)
         await self.responder.answer(key, text, writer, forced_tool=forced_tool)
 
-    async def another_joke(self, interaction: discord.Interaction) -> None:
-        """The joke card's "Another one" button: a new joke in the same conversation."""
-        if not await self.interaction_check(interaction):
+    async def follow_up(self, interaction: discord.Interaction, spec: ToolSpec) -> None:
+        """A card's follow-up button: another call of its tool in the same conversation."""
+        if not await self.interaction_check(interaction) or spec.follow_up is None:
             return
         message = interaction.message
         key = self.responder.key_of(message.id) if message is not None else None
-        await self._slash_turn(interaction, ANOTHER_JOKE, forced_tool="Joke", key=key)
+        prompt = spec.follow_up.prompt
+        await self._slash_turn(interaction, prompt, forced_tool=spec.name, key=key)
 
-    @app_commands.command(name="joke", description="Tell me a joke")
-    async def joke(self, interaction: discord.Interaction) -> None:
-        await self._slash_turn(interaction, "Tell me a joke.", forced_tool="Joke")
+    def _tool_command(self, spec: ToolSpec) -> app_commands.Command:
+        """The slash command declared by ``spec``: a forced call of its tool."""
 
-    @app_commands.command(name="song", description="Recommend a song")
-    @app_commands.describe(interest="What you're into: a mood, a genre, an artist…")
-    async def song(
-        self, interaction: discord.Interaction, interest: app_commands.Range[str, 1, 200]
-    ) -> None:
-        text = f"Recommend me a song. My interest: {interest}"
-        await self._slash_turn(interaction, text, forced_tool="SongRecommendation")
+        async def run(interaction: discord.Interaction, **options: str) -> None:
+            if not await self.interaction_check(interaction):
+                return
+            value = options.get(spec.option.name) if spec.option else None
+            await self._slash_turn(interaction, spec.command_prompt(value), forced_tool=spec.name)
 
-    @app_commands.command(name="book", description="Recommend a book")
-    @app_commands.describe(interest="What you're into: a topic, a genre, an author…")
-    async def book(
-        self, interaction: discord.Interaction, interest: app_commands.Range[str, 1, 200]
-    ) -> None:
-        text = f"Recommend me a book. My interest: {interest}"
-        await self._slash_turn(interaction, text, forced_tool="BookRecommendation")
+        parameters = [inspect.Parameter("interaction", inspect.Parameter.POSITIONAL_ONLY)]
+        if spec.option is not None:
+            text = app_commands.Range[str, 1, spec.option.max_length]
+            option = inspect.Parameter(spec.option.name, inspect.Parameter.KEYWORD_ONLY)
+            parameters.append(option.replace(annotation=text))
+            run = app_commands.describe(**{spec.option.name: spec.option.description})(run)
+        run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        return app_commands.Command(name=spec.command, description=spec.description, callback=run)
 
     @app_commands.command(name="chat", description="Say something to the bot")
     @app_commands.describe(prompt="Your message")

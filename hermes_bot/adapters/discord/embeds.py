@@ -1,23 +1,20 @@
-"""Replies as Discord embeds: joke, song and book cards, the status card, the joke button.
+"""Replies as Discord embeds: tool cards (from each tool's Card), the status card, and the
+follow-up button under a card.
 
 Every string the model wrote is cut to Discord's limits, so a long output can
-never make Discord answer 400. Search links are built locally (no network).
+never make Discord answer 400.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
-from urllib.parse import quote_plus
 
 import discord
 
 from hermes_bot.adapters.status import status_fields
 from hermes_bot.adapters.text import truncate
 from hermes_bot.backend import BackendStats
-from hermes_bot.tools import BookRecommendation, Joke, SongRecommendation, Tool
-
-_log = logging.getLogger(__name__)
+from hermes_bot.tools import Tool, ToolSpec, card_of
 
 COLOUR = discord.Colour(0x6C5CE7)
 FOOTER = "hermes-bot · AI-generated, double-check before relying on it"
@@ -28,9 +25,9 @@ FIELD_VALUE_LIMIT = 1024
 FOOTER_LIMIT = 2048
 FIELD_COUNT_LIMIT = 25
 TOTAL_LIMIT = 6000
-JOKE_AGAIN_ID = "hermes:joke:again"
+SECRET_LIMIT = 1500
 
-AgainHandler = Callable[[discord.Interaction], Awaitable[None]]
+AgainHandler = Callable[[discord.Interaction, ToolSpec], Awaitable[None]]
 
 
 def make_embed(
@@ -62,80 +59,44 @@ def _plain(text: str) -> str:
     return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
 
 
-def _links(links: list[tuple[str, str]], query: str) -> str:
-    encoded = quote_plus(query)
-    return " · ".join(f"[{label}]({template.format(encoded)})" for label, template in links)
-
-
-_SONG_SEARCHES = [
-    ("YouTube", "https://www.youtube.com/results?search_query={}"),
-    ("Spotify", "https://open.spotify.com/search/{}"),
-]
-_BOOK_SEARCHES = [
-    ("Open Library", "https://openlibrary.org/search?q={}"),
-    ("Google Books", "https://www.google.com/search?tbm=bks&q={}"),
-]
-
-
-def joke_embed(joke: Joke) -> discord.Embed:
-    """The setup in plain sight, the answer behind a spoiler."""
-    answer = truncate(joke.answer, 1500).replace("|", "\\|")
-    return make_embed("😄 Here's a joke", f"{_plain(joke.setup)}\n\n||{answer}||")
-
-
-def _recommendation_embed(
-    title: str,
-    recommended: str,
-    interest: str,
-    searches: list[tuple[str, str]],
-    links_label: str,
-) -> discord.Embed:
-    query = truncate(recommended, 200)
-    return make_embed(
-        title,
-        f"**{_plain(recommended)}**",
-        [("Because you like", _plain(interest)), (links_label, _links(searches, query))],
-    )
-
-
-def song_embed(song: SongRecommendation) -> discord.Embed:
-    """A song card with search links."""
-    return _recommendation_embed(
-        "🎵 A song for you", song.recommended_song, song.interest, _SONG_SEARCHES, "Listen"
-    )
-
-
-def book_embed(book: BookRecommendation) -> discord.Embed:
-    """A book card with search links."""
-    return _recommendation_embed(
-        "📚 A book for you", book.recommended_book, book.interest, _BOOK_SEARCHES, "Find it"
-    )
-
-
 def tool_embed(tool: Tool) -> discord.Embed:
-    """The card for any validated tool."""
-    match tool:
-        case Joke():
-            return joke_embed(tool)
-        case SongRecommendation():
-            return song_embed(tool)
-        case BookRecommendation():
-            return book_embed(tool)
-    fields = [(name, str(value)) for name, value in tool.model_dump().items()]
-    return make_embed(type(tool).__name__, "", fields)
+    """The card of a validated tool: headline in bold, secret behind a spoiler, then the
+    fields and search links."""
+    card = card_of(tool)
+    description = f"**{_plain(card.headline)}**"
+    if card.secret is not None:
+        secret = truncate(card.secret, SECRET_LIMIT).replace("|", "\\|")
+        description += f"\n\n||{secret}||"
+    fields = [(label, _plain(value)) for label, value in card.fields]
+    if card.links:
+        links = " · ".join(f"[{label}]({url})" for label, url in card.links)
+        fields.append((card.links_label, links))
+    return make_embed(f"{card.emoji} {card.title}", description, fields)
 
 
-class JokeView(discord.ui.View):
-    """The "Another one" button under a joke."""
+def follow_up_id(spec: ToolSpec) -> str:
+    """The custom id of a tool's follow-up button (stable across restarts)."""
+    return f"hermes:{spec.command}:again"
 
-    def __init__(self, on_again: AgainHandler, *, timeout: float = 3600.0) -> None:
+
+class FollowUpView(discord.ui.View):
+    """The follow-up button under a card, e.g. "Another one" under a joke."""
+
+    def __init__(
+        self, spec: ToolSpec, on_again: AgainHandler, *, timeout: float | None = 3600.0
+    ) -> None:
         super().__init__(timeout=timeout)
-        self._on_again = on_again
+        if spec.follow_up is None:
+            raise ValueError(f"{spec.name} has no follow-up button")
+        button: discord.ui.Button[FollowUpView] = discord.ui.Button(
+            label=spec.follow_up.label, emoji=spec.follow_up.emoji, custom_id=follow_up_id(spec)
+        )
 
-    @discord.ui.button(label="Another one", emoji="🔁", custom_id=JOKE_AGAIN_ID)
-    async def again(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
-        """Ask for another joke in the same conversation."""
-        await self._on_again(interaction)
+        async def clicked(interaction: discord.Interaction) -> None:
+            await on_again(interaction, spec)
+
+        button.callback = clicked  # type: ignore[method-assign]
+        self.add_item(button)
 
 
 def status_embed(stats: BackendStats, uptime: float, history: int) -> discord.Embed:

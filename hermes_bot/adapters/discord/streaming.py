@@ -24,10 +24,10 @@ from typing import Any, TypeVar
 import aiohttp
 import discord
 
-from hermes_bot.adapters.discord.embeds import AgainHandler, JokeView, tool_embed
+from hermes_bot.adapters.discord.embeds import AgainHandler, FollowUpView, tool_embed
 from hermes_bot.adapters.text import split_text
 from hermes_bot.pipeline import ErrorReply, Reply, TextReply, ToolReply
-from hermes_bot.tools import Joke
+from hermes_bot.tools import spec_of
 
 _log = logging.getLogger(__name__)
 
@@ -148,9 +148,10 @@ class ReplyWriter:
             case ToolReply(tools=tools, text=text):
                 parts = [Part(chunk) for chunk in split_text(text, MESSAGE_LIMIT)]
                 for tool in tools:
+                    spec = spec_of(tool)
                     view = (
-                        JokeView(self._on_again)
-                        if isinstance(tool, Joke) and self._on_again
+                        FollowUpView(spec, self._on_again)
+                        if spec.follow_up and self._on_again
                         else None
                     )
                     if parts and parts[-1].embed is None and parts[-1].view is None:

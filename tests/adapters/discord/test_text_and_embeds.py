@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hermes_bot.adapters.discord.embeds import joke_embed, make_embed, song_embed
+from hermes_bot.adapters.discord.embeds import make_embed, tool_embed
 from hermes_bot.adapters.text import split_text, truncate
 from hermes_bot.tools import Joke, SongRecommendation
 
@@ -50,8 +50,8 @@ def test_embeds_stay_within_discord_limits_whatever_the_model_wrote():
 
 
 def test_joke_answer_stays_inside_its_spoiler_and_mentions_are_escaped():
-    embed = joke_embed(Joke(setup="Hey @everyone, why?", answer="Because || it can"))
+    embed = tool_embed(Joke(setup="Hey @everyone, why?", answer="Because || it can"))
     assert embed.description.endswith("||Because \\|\\| it can||")
     assert "@everyone" not in embed.description
-    song = song_embed(SongRecommendation(interest="x", recommended_song="AC/DC & Co? #1"))
+    song = tool_embed(SongRecommendation(interest="x", recommended_song="AC/DC & Co? #1"))
     assert "AC%2FDC+%26+Co%3F+%231" in song.fields[1].value
