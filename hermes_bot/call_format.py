@@ -72,6 +72,11 @@ class CallFormat:
         """Any opening or closing call tag of this format, any case; group 1 is ``/`` or empty."""
         return re.compile(rf"<(/?){_alternation(self.tag_spellings)}>", re.IGNORECASE)
 
+    def is_closer_start(self, text: str) -> bool:
+        """True when ``text`` is empty or a start of a closing tag (say, cut off by a stop)."""
+        text = text.lower()
+        return any(f"</{name}>".startswith(text) for name in self.tag_spellings)
+
     def write(self, payloads: Sequence[str]) -> str:
         """``payloads`` (JSON texts) as this format's call markup, as the model is asked to."""
         calls = self.separator.join(
@@ -121,6 +126,17 @@ def markup_tags() -> tuple[str, ...]:
 def markup_pattern() -> re.Pattern[str]:
     """Any opening or closing tag of any format, any case."""
     return re.compile(rf"</?{_alternation(markup_names())}>", re.IGNORECASE)
+
+
+def control_pattern() -> re.Pattern[str]:
+    """Any ChatML control string (an echoed ``<|im_start|>`` with its role)."""
+    roles = "|".join(CHATML_ROLES)
+    return re.compile(
+        "|".join(
+            re.escape(token) + (f"(?:{roles})?" if token == IM_START else "")
+            for token in CONTROL_TOKENS
+        )
+    )
 
 
 def _alternation(names: Sequence[str]) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from hermes_bot.errors import ConfigError
+from hermes_bot.errors import ConfigError, problem_message
 
 ENV_PREFIX = "HERMES_BOT_"
 CONFIG_NAME = "config.toml"
@@ -213,8 +213,5 @@ def describe(error: ValidationError, layers: Layers) -> Iterator[str]:
     for item in error.errors():
         key = tuple(str(part) for part in item["loc"])
         where = ".".join(key)
-        if item["type"] == "extra_forbidden":
-            yield f"{where}: unknown key ({layers.origin(key)})"
-            continue
-        message = item["msg"].removeprefix("Value error, ")
-        yield f"{where}: {message}{_shown(key, item.get('input'))} ({layers.origin(key)})"
+        shown = "" if item["type"] == "extra_forbidden" else _shown(key, item.get("input"))
+        yield f"{where}: {problem_message(item)}{shown} ({layers.origin(key)})"

@@ -6,6 +6,11 @@ Each error carries two messages: ``str(error)`` is the detail for logs, and
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
+
 
 class HermesBotError(Exception):
     """Base class of every error hermes-bot raises on purpose."""
@@ -80,3 +85,11 @@ class GrammarError(HermesBotError):
     """A constrained-decoding grammar could not be compiled."""
 
     default_user_message = "Constrained decoding is misconfigured. Ask the bot's owner."
+
+
+def problem_message(item: ErrorDetails) -> str:
+    """One problem pydantic found, worded for people: an extra key is an "unknown key", and a
+    validator's message loses pydantic's "Value error, " prefix."""
+    if item["type"] == "extra_forbidden":
+        return "unknown key"
+    return item["msg"].removeprefix("Value error, ")

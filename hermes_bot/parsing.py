@@ -3,9 +3,8 @@
 Stages run in order and each one only looks at the text the earlier ones left
 (first match wins per region): the call-tag blocks of each
 :class:`~hermes_bot.call_format.CallFormat` (any spelling), fenced code blocks
-holding a call, then bare JSON calls. Payloads are read as
-JSON, then as Python literals (``ast.literal_eval``, never ``eval``). Every
-scanner is a single pass, so hostile input costs linear time; nothing raises.
+holding a call, then bare JSON calls (``call_reading`` reads each payload).
+Every scanner is a single pass, so hostile input costs linear time; nothing raises.
 """
 
 from __future__ import annotations
@@ -19,48 +18,36 @@ from functools import partial
 from typing import Any
 
 from hermes_bot.call_format import (
-    ARGUMENT_KEYS,
-    CALL_ARGUMENT_KEYS,
     CALL_FORMATS,
-    CHATML_ROLES,
     CONTROL_TOKENS,
     IM_END,
     IM_START,
-    NAME_KEYS,
     CallFormat,
+    control_pattern,
     markup_pattern,
     markup_tags,
 )
-from hermes_bot.payloads import (
-    ValueScanner,
-    decode_payload,
-    decode_python_call,
-    scan_brackets,
-    split_leading_value,
+from hermes_bot.call_reading import (
+    FENCE_INFO,
+    Found,
+    looks_like_call,
+    read_json_call,
+    read_tag_block,
+    starts_like_call,
 )
-from hermes_bot.tools import ToolCall, tool_for_arguments
+from hermes_bot.payloads import ValueScanner, scan_brackets, split_leading_value
+from hermes_bot.tools import ToolCall
 
 _log = logging.getLogger(__name__)
 
 MAX_ERRORS = 20
 
-_SPECIAL = re.compile(
-    "|".join(
-        re.escape(token) + (f"(?:{'|'.join(CHATML_ROLES)})?" if token == IM_START else "")
-        for token in CONTROL_TOKENS
-    )
-)
+_SPECIAL = control_pattern()
 _NEXT_TURN = re.compile(rf"{re.escape(IM_END)}\s*{re.escape(IM_START)}")
 _TAG = {fmt.tag: fmt.tag_pattern() for fmt in CALL_FORMATS}
 _LEFTOVER_TAG = markup_pattern()
 _FENCE = re.compile("```")
-_FENCE_INFO = re.compile(r"[\w+.-]*")
-_NAME_HINT = re.compile(rf"""["'](?:{"|".join(NAME_KEYS)})["']\s*:""")
-_ARGS_HINT = re.compile(rf"""["'](?:{"|".join(CALL_ARGUMENT_KEYS)})["']\s*:""")
-_CALL_START = re.compile(rf"""[\[{{]\s*\{{?\s*["'](?:{"|".join(NAME_KEYS)})["']\s*:""")
 _CALL_FENCES = frozenset({"", "json", "json5", "jsonc", *(fmt.tag for fmt in CALL_FORMATS)})
-_WRAPPERS = ("function", "function_call", "tool_call")
-_IDENTIFIER = re.compile(r"[A-Za-z_][\w.-]{0,99}")
 _AFTER_OPEN = re.compile(r"\s*(\S?)")
 _HELD_TAGS = (*(tag.lower() for tag in markup_tags()), *CONTROL_TOKENS, "```")
 
@@ -74,21 +61,13 @@ class ParsedCompletion:
     errors: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _Removed:
-    """Markup cut out of the chat text, with what was read from it."""
-
-    calls: list[ToolCall] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-
 class _Code(str):
     """A fenced code block that is chat: later stages leave its JSON alone."""
 
     __slots__ = ()
 
 
-_Piece = str | _Removed
+_Piece = str | Found
 _Stage = Callable[[str, Iterator[int]], list[_Piece]]
 
 
@@ -154,13 +133,13 @@ def _tag_stage(fmt: CallFormat, text: str, counter: Iterator[int]) -> list[_Piec
         j = _block_end(text, matches, i)
         if j == len(matches):
             payload, rest = split_leading_value(text[opener.end() :])
-            pieces.append(_read_tag_block(payload, f"unclosed {fmt.tag} block {number}"))
-            if not _is_cut_closer(fmt, rest.strip()):
+            pieces.append(read_tag_block(payload, f"unclosed {fmt.tag} block {number}"))
+            if not fmt.is_closer_start(rest.strip()):
                 pieces.append(rest)
             return pieces
         after = matches[j]
         payload = text[opener.end() : after.start()]
-        pieces.append(_read_tag_block(payload, f"{fmt.tag} block {number}"))
+        pieces.append(read_tag_block(payload, f"{fmt.tag} block {number}"))
         pos, i = (after.end(), j + 1) if after.group(1) else (after.start(), j)
     pieces.append(text[pos:])
     return pieces
@@ -183,12 +162,6 @@ def _block_end(text: str, matches: list[re.Match[str]], i: int) -> int:
     return j
 
 
-def _is_cut_closer(fmt: CallFormat, rest: str) -> bool:
-    """True when ``rest`` is (a start of) a closing tag of ``fmt``, cut off by the stop."""
-    rest = rest.lower()
-    return any(f"</{name}>".startswith(rest) for name in fmt.tag_spellings)
-
-
 def _fence_stage(text: str, counter: Iterator[int]) -> list[_Piece]:
     """Cut out fenced code blocks whose content is a call; other code stays chat."""
     fences = [match.start() for match in _FENCE.finditer(text)]
@@ -196,7 +169,7 @@ def _fence_stage(text: str, counter: Iterator[int]) -> list[_Piece]:
     pos = 0
     for j in range(0, len(fences), 2):
         start = fences[j]
-        body = _FENCE_INFO.match(text, start + 3).end()
+        body = FENCE_INFO.match(text, start + 3).end()
         label = f"fenced block {next(counter)}"
         report = text[start + 3 : body].lower() in _CALL_FENCES  # else unreadable code is chat
         if j + 1 < len(fences):
@@ -204,7 +177,7 @@ def _fence_stage(text: str, counter: Iterator[int]) -> list[_Piece]:
         else:
             payload, rest = split_leading_value(text[body:])
             end = len(text)
-        found = _read_json_call(payload, label, report)
+        found = read_json_call(payload, label, report)
         pieces += (
             [text[pos:start], found, rest] if found else [text[pos:start], _Code(text[start:end])]
         )
@@ -221,10 +194,9 @@ def _bare_stage(text: str, counter: Iterator[int]) -> list[_Piece]:
     pos = 0
     for start, end in scan_brackets(text)[0]:
         candidate = text[start:end]
-        if not _looks_like_call(candidate):
+        if not looks_like_call(candidate):
             continue
-        report = _CALL_START.match(candidate) is not None
-        found = _read_json_call(candidate, f"JSON call {next(counter)}", report)
+        found = read_json_call(candidate, f"JSON call {next(counter)}", starts_like_call(candidate))
         if found is not None:
             if text[start - 1 : start] == "`" == text[end : end + 1]:  # inline code
                 start, end = start - 1, end + 1
@@ -239,7 +211,7 @@ def _leftover_stage(text: str, counter: Iterator[int]) -> list[_Piece]:
     pieces: list[_Piece] = []
     pos = 0
     for match in _LEFTOVER_TAG.finditer(text):
-        pieces += [text[pos : match.start()], _Removed()]
+        pieces += [text[pos : match.start()], Found()]
         pos = match.end()
     pieces.append(text[pos:])
     return pieces
@@ -253,147 +225,6 @@ _STAGES: tuple[_Stage, ...] = (
 )
 
 
-def _looks_like_call(text: str) -> bool:
-    return bool(_NAME_HINT.search(text) and _ARGS_HINT.search(text))
-
-
-@dataclass(frozen=True)
-class _Read:
-    """What one call-shaped item held: a call, or a note on why it is not one."""
-
-    call: ToolCall | None = None
-    error: str | None = None
-
-
-def _read_tag_block(payload: str, label: str) -> _Removed:
-    """The calls in a call tag's payload, with notes on what could not be read."""
-    payload = _unfence(payload)
-    if not payload:
-        return _Removed(errors=[f"{label} is empty"])
-    value, error = decode_payload(payload)
-    if error is not None:
-        python_call = decode_python_call(payload)
-        if python_call is not None:
-            value, error = python_call, None
-    values = [value]
-    if error is not None:
-        spans, unclosed = scan_brackets(payload)
-        if spans and not unclosed and spans[0] != (0, len(payload)):  # several values
-            values, error = _decode_each(payload, spans)
-        elif unclosed:  # the model often forgets the last brace(s) before the closing tag
-            closers = "".join("}" if payload[pos] == "{" else "]" for pos in reversed(unclosed))
-            repaired, _ = decode_payload(payload + closers)
-            if repaired is not None:
-                error, values = None, [repaired]
-    if error is not None:
-        return _Removed(errors=[f"{label} is not valid JSON: {error}"])
-    found = _Removed()
-    for item in _items(values):
-        read = _to_call(item, strict=False)
-        if read.call is not None:
-            found.calls.append(read.call)
-        elif read.error is not None:
-            found.errors.append(f"{label}: {read.error}")
-        else:
-            found.errors.append(f'{label} is not a function call (it has no "name")')
-    if not found.calls and not found.errors:
-        found.errors.append(f"{label} holds no function call")
-    return found
-
-
-def _read_json_call(payload: str, label: str, report: bool) -> _Removed | None:
-    """The calls in a fenced block or bare JSON value; None when it is not a call, or is
-    unreadable and ``report`` is off (then it stays chat)."""
-    payload = _unfence(payload)
-    if not _looks_like_call(payload):
-        return None
-    value, error = decode_payload(payload)
-    values = [value]
-    if error is not None:
-        spans, unclosed = scan_brackets(payload)
-        if (
-            spans
-            and not unclosed
-            and spans[0] != (0, len(payload))
-            and not _has_text_around(payload, spans)
-        ):
-            values, error = _decode_each(payload, spans)
-    if error is not None:
-        return _Removed(errors=[f"{label} is not valid JSON: {error}"]) if report else None
-    found = _Removed()
-    for item in _items(values):
-        read = _to_call(item, strict=True)
-        if read.call is None and read.error is None:
-            return None
-        if read.call is not None:
-            found.calls.append(read.call)
-        else:
-            found.errors.append(f"{label}: {read.error}")
-    return found if found.calls or found.errors else None
-
-
-def _unfence(payload: str) -> str:
-    payload = payload.strip()
-    if payload.startswith("```"):
-        payload = payload[_FENCE_INFO.match(payload, 3).end() :].removesuffix("```").strip()
-    return payload
-
-
-def _decode_each(payload: str, spans: list[tuple[int, int]]) -> tuple[list[Any], str | None]:
-    decoded = [decode_payload(payload[start:end]) for start, end in spans]
-    return [item for item, _ in decoded], next((error for _, error in decoded if error), None)
-
-
-def _items(values: list[Any]) -> Iterator[Any]:
-    for value in values:
-        yield from (value if isinstance(value, list | tuple) else [value])
-
-
-def _has_text_around(payload: str, spans: list[tuple[int, int]]) -> bool:
-    ends = [0] + [end for _, end in spans]
-    starts = [start for start, _ in spans] + [len(payload)]
-    return any(
-        payload[end:start].strip(" \t\r\n,") for end, start in zip(ends, starts, strict=True)
-    )
-
-
-def _to_call(item: Any, strict: bool) -> _Read:
-    """``item`` read as a call; neither call nor error when it is not call-shaped.
-
-    Strict (fences, bare JSON): a name that is an identifier and an arguments
-    key are required. Otherwise a call without a name whose argument names fit
-    exactly one tool is a call of that tool.
-    """
-    if isinstance(item, str) and not strict:  # a call encoded twice
-        item = decode_payload(item.strip())[0]
-    if not isinstance(item, dict):
-        return _Read()
-    wrapper = next((key for key in _WRAPPERS if isinstance(item.get(key), dict)), None)
-    if wrapper is not None:  # OpenAI style {"function": {...}} or {"function_call": {...}}
-        item = item[wrapper]
-    name = next((item[key] for key in NAME_KEYS if key in item), None)
-    key = next((key for key in ARGUMENT_KEYS if key in item), None)
-    arguments = item[key] if key else None
-    if name is None and not strict:  # nameless: the arguments alone may say which tool
-        arguments = item if key is None else arguments
-        tool = tool_for_arguments(arguments) if isinstance(arguments, dict) else None
-        name = tool.__name__ if tool is not None else None
-    if not isinstance(name, str) or not name.strip():
-        return _Read()
-    name = name.strip()
-    if strict and (key is None or not _IDENTIFIER.fullmatch(name)):
-        return _Read()
-    if isinstance(arguments, str):
-        arguments, error = decode_payload(arguments.strip()) if arguments.strip() else ({}, None)
-        if error is not None:
-            return _Read(error=f"the arguments of {name} are not valid JSON: {error}")
-    if arguments is None:
-        arguments = {}
-    if not isinstance(arguments, dict):
-        return _Read(error=f"the arguments of {name} are not an object")
-    return _Read(ToolCall(name=name, arguments=arguments))
-
-
 def _assemble(pieces: list[_Piece]) -> tuple[str, list[ToolCall], list[str]]:
     """Join the chat around removed markup, then tidy whitespace."""
     calls: list[ToolCall] = []
@@ -401,7 +232,7 @@ def _assemble(pieces: list[_Piece]) -> tuple[str, list[ToolCall], list[str]]:
     entries: list[list[Any]] = []  # [text, removal before it, removal after it]
     gap = False
     for piece in pieces:
-        if isinstance(piece, _Removed):
+        if isinstance(piece, Found):
             calls += piece.calls
             errors += piece.errors
             gap = True
@@ -437,7 +268,7 @@ def _drop_empty_fences(chat: str) -> str:
     pos = 0
     for j in range(0, len(fences) - 1, 2):
         start, close = fences[j], fences[j + 1]
-        if not chat[_FENCE_INFO.match(chat, start + 3).end() : close].strip():
+        if not chat[FENCE_INFO.match(chat, start + 3).end() : close].strip():
             out += [chat[pos:start], "\n"]  # a newline, so no tag is glued together
             pos = close + 3
     out.append(chat[pos:])

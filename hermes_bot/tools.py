@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hermes_bot.errors import ToolValidationError
+from hermes_bot.errors import ToolValidationError, problem_message
 from hermes_bot.tool_spec import Card, CardContent, FollowUp, Link, Option, ToolSpec, card_content
 
 SHORT_TEXT = 300
@@ -228,12 +228,10 @@ def function_schemas(tools: list[type[Tool]] | None = None) -> list[dict[str, An
 
 
 def _describe(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "arguments"
-        message = item["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}")
-    return "; ".join(parts)
+    return "; ".join(
+        f"{'.'.join(str(part) for part in item['loc']) or 'arguments'}: {problem_message(item)}"
+        for item in error.errors()
+    )
 
 
 def validate_call(call: ToolCall) -> Tool:
