@@ -90,8 +90,10 @@ def setup_logging(level: str, log_file: Path | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "urllib3", "filelock", "huggingface_hub"):
+    for noisy in ("httpx", "httpx2", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The download logs one line per failed attempt itself; the hub's own retries stay quiet.
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     # Library warnings (torch, transformers) go to the log, not into the chat.
     logging.captureWarnings(True)
     warnings.simplefilter("default")

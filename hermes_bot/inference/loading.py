@@ -16,6 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from hermes_bot.call_format import STOP_TOKENS
 from hermes_bot.config import ModelSettings
 from hermes_bot.errors import ModelLoadError
+from hermes_bot.inference.download import download
 
 _log = logging.getLogger(__name__)
 
@@ -155,7 +156,7 @@ def _pretrained(loader: Any, model_id: str, **kwargs: Any) -> Any:
         if os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}:
             raise
     _log.info("model %s is not in the local cache; downloading it", model_id)
-    return loader.from_pretrained(model_id, **kwargs)
+    return loader.from_pretrained(str(download(model_id)), local_files_only=True, **kwargs)
 
 
 def _token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int | None:
