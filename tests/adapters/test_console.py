@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import io
 
-from hermes_bot.adapters.console import run_console
+from hermes_bot.adapters.console import display_width, render_tool, run_console
 from hermes_bot.config import Settings
 from hermes_bot.pipeline import Pipeline
+from hermes_bot.tools import BookRecommendation, Joke, SongRecommendation
 from tests.fakes import ScriptedBackend
 
 JOKE = (
@@ -49,3 +50,76 @@ async def test_text_printed_while_streaming_is_not_printed_twice() -> None:
     await run_console(pipeline, io.StringIO("hi\n"), stdout)
     assert stdout.getvalue().count("Hello there, friend.") == 1
     assert "hermes> Hello there, friend.\n" in stdout.getvalue()
+
+
+class _Tty(io.StringIO):
+    """A terminal's output stream (80 columns) recorded as written, escape codes included."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("no file descriptor")
+
+
+def _screen(raw: str, columns: int = 80) -> list[str]:
+    """What a terminal shows after ``raw``: text, newlines, \\r, cursor up, clear below."""
+    rows, row, col, i = [""], 0, 0, 0
+    while i < len(raw):
+        if raw.startswith("\x1b[A", i):
+            row, i = max(0, row - 1), i + 3
+            continue
+        if raw.startswith("\x1b[J", i):
+            rows[row] = rows[row][:col]
+            del rows[row + 1 :]
+            i += 3
+            continue
+        char, i = raw[i], i + 1
+        if char == "\r":
+            col = 0
+            continue
+        if char == "\n" or col >= columns:
+            row, col = row + 1, 0
+            rows.extend([""] * (row + 1 - len(rows)))
+            if char == "\n":
+                continue
+        line = rows[row].ljust(col)
+        rows[row] = line[:col] + char + line[col + 1 :]
+        col += 1
+    return rows
+
+
+async def test_a_retried_turn_shows_only_the_answer_that_counts() -> None:
+    invalid = "Let me think about that for a long while... " * 3 + (
+        '<functioncall>{"name": "Joke", "arguments": {"setup": ""}}</functioncall>'
+    )
+    backend = ScriptedBackend([invalid, "A plain answer."], chunk=5)
+    stdout = _Tty()
+    await run_console(Pipeline.from_settings(backend, Settings()), io.StringIO("joke?\n"), stdout)
+    assert len(backend.requests) == 2  # the corrective retry happened
+    assert "Let me think" in stdout.getvalue()  # the first attempt was streamed ...
+    screen = "\n".join(_screen(stdout.getvalue()))
+    assert "Let me think" not in screen  # ... and erased
+    assert screen.count("A plain answer.") == 1
+    assert "you> joke?\nhermes> A plain answer.\nyou> \nbye" in screen
+
+
+async def test_streamed_answers_on_a_terminal_are_shown_once() -> None:
+    backend = ScriptedBackend(["Hello there, friend. " * 10], chunk=3)
+    stdout = _Tty()
+    await run_console(Pipeline.from_settings(backend, Settings()), io.StringIO("hi\n"), stdout)
+    assert "\x1b[J" not in stdout.getvalue()
+    # Rows joined without newlines: the terminal wraps the long answer at 80 columns.
+    assert "".join(_screen(stdout.getvalue())).count("Hello there, friend.") == 10
+
+
+def test_card_borders_line_up_with_wide_characters() -> None:
+    for tool in (
+        Joke(setup="Why did the 🐔 cross the road?", answer="To get to the other side."),
+        SongRecommendation(interest="日本のポップ", recommended_song="Plastic Love"),
+        BookRecommendation(interest="x", recommended_book="A" * 150),
+    ):
+        lines = render_tool(tool).splitlines()
+        assert len({display_width(line) for line in lines}) == 1, lines
+        assert lines[0].startswith("┌─ ") and lines[0].endswith("┐")
+        assert all(line.startswith("│ ") and line.endswith(" │") for line in lines[1:-1])
