@@ -38,8 +38,8 @@ async def test_killing_a_server_mid_run_loses_no_reply_and_it_comes_back(
     ]
     calls = [pipeline.respond(f"call{i}", "a joke", forced_tool="Joke") for i in range(2)]
     answers = asyncio.gather(*chats, *calls)
-    # Kill the first server while both have answers in flight and text is on screen.
-    await _until(lambda: all(s.in_flight for s in backend.stats().servers) and shown)
+    # Kill the first server while both have answers in flight and every chat is on screen.
+    await _until(lambda: all(s.in_flight for s in backend.stats().servers) and len(shown) == 3)
     first.kill()
     replies = await answers
     assert [type(r) for r in replies] == [TextReply] * 3 + [ToolReply] * 2, replies
