@@ -21,7 +21,6 @@ import aiohttp
 
 from hermes_bot.backend import (
     BackendStats,
-    Constraint,
     GenerationParams,
     GenerationRequest,
     GenerationResult,
@@ -29,19 +28,18 @@ from hermes_bot.backend import (
 from hermes_bot.config import RemoteSettings, Settings
 from hermes_bot.errors import Busy, GenerationError, PromptTooLong, ServerUnreachable
 from hermes_bot.inference.metrics import Metrics
-from hermes_bot.inference.remote.client import Finish, ServerFailure, Timeouts, complete, get_json
+from hermes_bot.inference.remote.client import Finish, ServerFailure, Timeouts, complete
 from hermes_bot.inference.remote.engines import (
-    STOP,
-    EngineName,
+    OPENAI_FIELDS,
     context_from_models,
     engine,
-    engine_from_models,
 )
 from hermes_bot.inference.remote.gbnf import call_tags
 from hermes_bot.inference.remote.pool import Server, ServerPool
 from hermes_bot.inference.remote.tokens import (
     FALLBACK_CHARS_PER_TOKEN,
     TokenCounter,
+    calibrated_counter,
     estimating_counter,
     load_tokenizer_counter,
 )
@@ -63,10 +61,6 @@ def _stopped_mid_answer(detail: str) -> GenerationError:
     )
 
 
-_OPENAI_FIELDS = {"model", "prompt", "stream", "stop", "max_tokens", "temperature", "top_p"}
-_SAMPLE = "The quick brown fox jumps over the lazy dog. " * 8
-
-
 class RemoteBackend:
     """Completes prompts on one or more OpenAI-compatible inference servers."""
 
@@ -85,8 +79,8 @@ class RemoteBackend:
         self._context_window = context_window
         self._defaults = defaults
         fixed = None if remote.engine == "auto" else engine(remote.engine)
-        self._pool = ServerPool([Server(url, fixed or engine("generic")) for url in remote.urls])
-        self._auto = fixed is None
+        servers = [Server(url, fixed or engine("generic")) for url in remote.urls]
+        self._pool = ServerPool(servers, detect_engine=fixed is None)
         self._headers = {"Accept": "text/event-stream"}
         if remote.api_key is not None:
             self._headers["Authorization"] = f"Bearer {remote.api_key.get_secret_value()}"
@@ -125,7 +119,16 @@ class RemoteBackend:
         await asyncio.gather(*(self._probe(server) for server in self._pool.servers))
         self._counter = load_tokenizer_counter(self._tokenizer_source)
         if self._counter is None:
-            self._counter = await self._calibrated_counter()
+            roots = [self._root(s) for s in self._pool.servers if s.up]
+            self._counter = await calibrated_counter(
+                self._session, roots, self._headers, self._settings.connect_timeout
+            )
+            if self._counter is None:
+                _log.warning(
+                    "no tokenizer files for %s and no /tokenize: prompt lengths are estimated; "
+                    "set remote.tokenizer to a directory with tokenizer.model or tokenizer.json",
+                    self._tokenizer_source,
+                )
         up = [s.url for s in self._pool.servers if s.up]
         _log.info("remote backend: %d of %d servers up %s", len(up), len(self._pool.servers), up)
         self._prober = asyncio.create_task(self._probe_loop(), name="remote-probe")
@@ -144,25 +147,13 @@ class RemoteBackend:
     def _root(self, server: Server) -> str:
         return server.url.removesuffix("/v1")
 
-    async def _probe(self, server: Server) -> bool:
-        """Ask ``server`` for its models; adopt what it says, and mark it up or down."""
+    async def _probe(self, server: Server) -> None:
+        """Probe ``server``; adopt a shorter context length than configured if it reports one."""
         assert self._session is not None
-        try:
-            listing = await get_json(
-                self._session,
-                f"{server.url}/models",
-                self._headers,
-                self._settings.connect_timeout,
-            )
-        except ServerFailure as failure:
-            self._pool.mark_down(server, str(failure))
-            return False
-        if self._auto:
-            name: EngineName = engine_from_models(listing)
-            if name != server.engine.name:
-                _log.info("inference server %s runs %s", server.url, name)
-            server.engine = engine(name)
-        limit = context_from_models(listing)
+        listing = await self._pool.probe(
+            server, self._session, self._headers, self._settings.connect_timeout
+        )
+        limit = context_from_models(listing) if listing is not None else None
         if limit is not None and limit < self._context_window:
             _log.warning(
                 "%s serves %d tokens per request; using that instead of model.context_window %d",
@@ -171,57 +162,13 @@ class RemoteBackend:
                 self._context_window,
             )
             self._context_window = limit
-        self._pool.mark_up(server)
-        return True
 
     async def _probe_loop(self) -> None:
         while True:
             await asyncio.sleep(self._settings.probe_interval)
-            down = self._pool.down()
-            if down:
-                await asyncio.gather(*(self._probe(server) for server in down))
-
-    async def _calibrated_counter(self) -> TokenCounter:
-        """An estimating counter calibrated with a server's ``/tokenize``, where one has it."""
-        assert self._session is not None
-        for server in (s for s in self._pool.servers if s.up):
-            try:
-                async with self._session.post(
-                    f"{self._root(server)}/tokenize",
-                    json={"content": _SAMPLE, "prompt": _SAMPLE, "model": self._model},
-                    headers=self._headers,
-                    timeout=aiohttp.ClientTimeout(total=self._settings.connect_timeout),
-                ) as response:
-                    answer: Any = await response.json(content_type=None)
-                count = answer.get("count") or len(answer.get("tokens") or [])
-            except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError):
-                continue
-            if count:
-                _log.info("counting tokens from %s/tokenize (estimated)", self._root(server))
-                return estimating_counter(len(_SAMPLE) / count)
-        _log.warning(
-            "no tokenizer files for %s and no /tokenize: prompt lengths are estimated; "
-            "set remote.tokenizer to a directory with tokenizer.model or tokenizer.json",
-            self._tokenizer_source,
-        )
-        return estimating_counter(FALLBACK_CHARS_PER_TOKEN)
+            await asyncio.gather(*(self._probe(server) for server in self._pool.down()))
 
     # -- requests ------------------------------------------------------------------------
-
-    def _body(
-        self, server: Server, prompt: str, params: GenerationParams, constraint: Constraint | None
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self._model,
-            "prompt": prompt,
-            "stream": True,
-            "stop": list(STOP),
-            **server.engine.sampling_fields(params),
-            **server.engine.constraint_fields(constraint),
-        }
-        if server.plain:
-            body = {key: value for key, value in body.items() if key in _OPENAI_FIELDS}
-        return body
 
     async def _completion(
         self, request: GenerationRequest, *, restartable: bool
@@ -254,11 +201,12 @@ class RemoteBackend:
             tried.add(server.url)
             constrained = server.engine.constrains(constraint) and not server.plain
             remaining = params.max_new_tokens - (self.count_tokens(text) if text else 0)
-            body = self._body(
-                server,
+            body = server.engine.body(
+                self._model,
                 request.prompt + opening + text,
                 params.with_overrides(max_new_tokens=max(remaining, 1)),
                 constraint,
+                plain=server.plain,
             )
             server.outstanding += 1
             try:
@@ -303,11 +251,11 @@ class RemoteBackend:
         """Raise for failures another server would repeat; otherwise let the next one try."""
         if failure.kind == "too_long":
             raise PromptTooLong(f"{server.url}: {failure}")
-        if failure.kind == "unknown_fields" and not server.plain and set(body) - _OPENAI_FIELDS:
+        if failure.kind == "unknown_fields" and not server.plain and set(body) - OPENAI_FIELDS:
             _log.warning(
                 "%s rejected the %s fields; sending it only OpenAI fields from now on (%s)",
                 server.engine.name,
-                ", ".join(sorted(set(body) - _OPENAI_FIELDS)),
+                ", ".join(sorted(set(body) - OPENAI_FIELDS)),
                 failure,
             )
             server.plain = True

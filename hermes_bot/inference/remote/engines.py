@@ -26,6 +26,11 @@ ENGINES: tuple[EngineName, ...] = ("vllm", "sglang", "llama.cpp", "ollama", "tgi
 # Stop strings: the end of the assistant's turn, or the start of a turn it should not write.
 STOP = STOP_TOKENS
 
+# The fields every OpenAI-compatible server takes (all a server that rejects others gets).
+OPENAI_FIELDS = frozenset(
+    {"model", "prompt", "stream", "stop", "max_tokens", "temperature", "top_p"}
+)
+
 # /v1/models "owned_by" values of the engines that set one.
 _OWNERS: dict[str, EngineName] = {
     "vllm": "vllm",
@@ -47,6 +52,26 @@ class Engine:
     repetition_penalty: str | None = None  # the field's name, where the engine has one
     json_schema: bool = False  # takes a JSON schema (forced calls are constrained)
     grammar: bool = False  # takes a GBNF grammar (auto mode is constrained)
+
+    def body(
+        self,
+        model: str,
+        prompt: str,
+        params: GenerationParams,
+        constraint: Constraint | None,
+        *,
+        plain: bool = False,
+    ) -> dict[str, Any]:
+        """A streamed ``/v1/completions`` body; ``plain``: OpenAI fields only."""
+        body: dict[str, Any] = {
+            "model": model,
+            "prompt": prompt,
+            "stream": True,
+            "stop": list(STOP),
+            **self.sampling_fields(params),
+            **self.constraint_fields(constraint),
+        }
+        return {k: v for k, v in body.items() if k in OPENAI_FIELDS} if plain else body
 
     def constraint_fields(self, constraint: Constraint | None) -> dict[str, Any]:
         """The body fields constraining ``constraint``'s output (empty: not constrained)."""

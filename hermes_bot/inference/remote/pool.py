@@ -2,7 +2,8 @@
 
 A request goes to the server in rotation with the fewest requests in flight.
 A server that fails or times out leaves the rotation; a probe brings it back
-once it answers ``/models`` again.
+once it answers ``/models`` again. A probe also tells which engine a server
+runs, when the configuration leaves that to ``auto``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
 
 from hermes_bot.backend import ServerStatus
-from hermes_bot.inference.remote.engines import Engine
+from hermes_bot.inference.remote.client import ServerFailure, get_json
+from hermes_bot.inference.remote.engines import Engine, engine, engine_from_models
 
 _log = logging.getLogger(__name__)
 
@@ -50,9 +55,31 @@ class Server:
 class ServerPool:
     """Least-outstanding-requests routing over the servers that are up."""
 
-    def __init__(self, servers: list[Server]) -> None:
+    def __init__(self, servers: list[Server], *, detect_engine: bool = False) -> None:
         self.servers = servers
+        self._detect_engine = detect_engine
         self._turns = itertools.count()
+
+    async def probe(
+        self,
+        server: Server,
+        session: aiohttp.ClientSession,
+        headers: dict[str, str],
+        timeout: float,
+    ) -> Any:
+        """``GET /models`` on ``server``: up with its listing, or down (None)."""
+        try:
+            listing = await get_json(session, f"{server.url}/models", headers, timeout)
+        except ServerFailure as failure:
+            self.mark_down(server, str(failure))
+            return None
+        if self._detect_engine:
+            name = engine_from_models(listing)
+            if name != server.engine.name:
+                _log.info("inference server %s runs %s", server.url, name)
+            server.engine = engine(name)
+        self.mark_up(server)
+        return listing
 
     def pick(self, exclude: set[str]) -> Server | None:
         """The up server (not in ``exclude``) with the fewest requests in flight; ties rotate."""

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+import aiohttp
 
 _log = logging.getLogger(__name__)
 
@@ -21,6 +24,7 @@ TokenCounter = Callable[[str], int]
 FALLBACK_CHARS_PER_TOKEN = 2.5
 # Estimates are inflated by this much so trimming errs on the short side.
 ESTIMATE_MARGIN = 1.15
+_SAMPLE = "The quick brown fox jumps over the lazy dog. " * 8
 
 
 def _local_files(source: str) -> Path | None:
@@ -35,7 +39,10 @@ def _local_files(source: str) -> Path | None:
     except ImportError:  # pragma: no cover - huggingface_hub comes with tokenizers
         return None
     for name in ("tokenizer.model", "tokenizer.json"):
-        cached = try_to_load_from_cache(source, name)
+        try:
+            cached = try_to_load_from_cache(source, name)
+        except ValueError:  # not a hub id either
+            return None
         if isinstance(cached, str):
             return Path(cached).parent
     return None
@@ -66,3 +73,26 @@ def estimating_counter(chars_per_token: float) -> TokenCounter:
     """A counter that estimates from ``chars_per_token``, rounded up, with a margin."""
     ratio = chars_per_token / ESTIMATE_MARGIN
     return lambda text: math.ceil(len(text) / ratio)
+
+
+async def calibrated_counter(
+    session: aiohttp.ClientSession, roots: Sequence[str], headers: dict[str, str], timeout: float
+) -> TokenCounter | None:
+    """An estimating counter calibrated with the first server's ``/tokenize`` that answers
+    (llama.cpp takes ``content``, vLLM ``prompt``), or None."""
+    for root in roots:
+        try:
+            async with session.post(
+                f"{root}/tokenize",
+                json={"content": _SAMPLE, "prompt": _SAMPLE},
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                answer: Any = await response.json(content_type=None)
+            count = answer.get("count") or len(answer.get("tokens") or [])
+        except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError):
+            continue
+        if count:
+            _log.info("counting tokens estimated from %s/tokenize", root)
+            return estimating_counter(len(_SAMPLE) / count)
+    return None

@@ -91,3 +91,17 @@ def test_the_call_grammars_compile_on_the_server(llama_server):
                 {"prompt": PROMPT, "max_tokens": 4, "grammar": gbnf(mode, dialect, tools)},
             )
             assert answer["choices"][0]["text"]
+
+
+async def test_without_tokenizer_files_counts_are_calibrated_on_the_servers_tokenize(
+    llama_server, make_remote, tiny_model_dir
+):
+    from hermes_bot.inference.remote.tokens import load_tokenizer_counter
+
+    exact = load_tokenizer_counter(str(tiny_model_dir))
+    assert exact is not None
+    text = "A conversation about rainy days, old books and songs. " * 20
+    for source in ("/no/such/directory", "no-such-org/no-such-model"):
+        backend, _ = await make_remote([llama_server.url], tokenizer=source)
+        # An estimate from /tokenize, on the safe side (never fewer tokens than there are).
+        assert exact(text) <= backend.count_tokens(text) <= 1.5 * exact(text)
