@@ -107,6 +107,8 @@ class DiscordSettings(Section):
     dev_guild_id: int | None = None
     sync_commands_on_start: bool = False
     connect_timeout: float = Field(120.0, gt=0)
+    # discord.py's AutoShardedBot: as many gateway connections as Discord recommends.
+    sharding: bool = False
 
 
 class SlackSettings(Section):

@@ -137,6 +137,16 @@ class HermesDiscordBot(commands.Bot):
         await super().close()
 
 
+class ShardedHermesDiscordBot(HermesDiscordBot, commands.AutoShardedBot):
+    """HermesDiscordBot over the gateway connections (shards) Discord recommends; Discord
+    requires sharding past 2,500 servers (``discord.sharding = true``)."""
+
+
+def bot_class(settings: Settings) -> type[HermesDiscordBot]:
+    """The client class ``settings`` ask for: sharded or not."""
+    return ShardedHermesDiscordBot if settings.discord.sharding else HermesDiscordBot
+
+
 async def run_discord(
     settings: Settings,
     pipeline: Pipeline,
@@ -164,7 +174,7 @@ async def run_discord(
         loop.add_signal_handler(signum, stop.set)
     try:
         with discord_endpoints(settings.discord.api_base_url, settings.discord.gateway_url):
-            bot = HermesDiscordBot(settings, pipeline, warmup=warmup, **options)
+            bot = bot_class(settings)(settings, pipeline, warmup=warmup, **options)
             async with bot:
                 runner = asyncio.create_task(
                     _start(bot, token.get_secret_value(), settings.discord.connect_timeout),

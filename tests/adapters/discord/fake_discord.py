@@ -203,6 +203,8 @@ class FakeDiscord(RestRoutes, UserActions):
                 "resume_gateway_url": self.gateway_url,
                 "guilds": [{"id": g["id"], "unavailable": True} for g in self.guilds],
                 "application": {"id": str(APP_ID), "flags": 0},
+                # A sharded client's IDENTIFY names its shard; READY echoes it.
+                **({"shard": data["shard"]} if "shard" in data else {}),
             },
         )
         for guild in self.guilds:
