@@ -33,3 +33,11 @@ def tiny_tokenizer(tiny_model_dir: Path):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def grammar_compiler(tiny_tokenizer):
+    """One llguidance grammar compiler for the tiny tokenizer (it caches compiled grammars)."""
+    from hermes_bot.inference.grammar import GrammarCompiler
+
+    return GrammarCompiler(tiny_tokenizer)

@@ -34,8 +34,8 @@ JOKE = ToolCall(
 
 
 @pytest.fixture(scope="module")
-def compiler(tiny_tokenizer: Any) -> GrammarCompiler:
-    return GrammarCompiler(tiny_tokenizer)
+def compiler(grammar_compiler: GrammarCompiler) -> GrammarCompiler:
+    return grammar_compiler
 
 
 @pytest.fixture(scope="module")
