@@ -729,6 +729,12 @@ STREAMED = [
     pytest.param(f"Here:\n```json\n{JOKE_JSON}\n```\nEnjoy the joke.", id="fence"),
     pytest.param(f"Okay! {JOKE_JSON} Have fun.", id="bare-json"),
     pytest.param(f"<functioncall>{JOKE_JSON}</functioncall><|im_end|>", id="im_end"),
+    pytest.param(
+        'Sure! <tool_call>{"name": "Joke", "arguments": {"setup": "What ends </tool_call>?", '
+        '"answer": "Its closer."}}</tool_call> Bye',
+        id="closer-inside-a-string",
+    ),
+    pytest.param(f"Sure <function_calls>{JOKE_JSON}</function_calls> Bye", id="alias-tag"),
 ]
 MARKUP_TRACES = ("<", "`", "{", "[", '"name"', "arguments", "multiplef", "im_end")
 
