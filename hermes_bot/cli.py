@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 import warnings
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from hermes_bot.adapters.platforms import configured_platforms
@@ -18,6 +20,8 @@ from hermes_bot.backend import Backend
 from hermes_bot.config import DEFAULT_MODEL, Settings, load_settings
 from hermes_bot.config_sources import ConfigFile, find_config_file, user_config_dir, user_log_dir
 from hermes_bot.errors import ConfigError, HermesBotError
+from hermes_bot.observability import JsonFormatter, Telemetry, log_periodically
+from hermes_bot.observability import serve as serve_metrics
 
 _log = logging.getLogger("hermes_bot")
 
@@ -77,15 +81,17 @@ class _OneLineReconnects(logging.Filter):
         return True
 
 
-def setup_logging(level: str, log_file: Path | None = None) -> None:
-    """Log to stderr, or only to ``log_file`` (the console keeps the terminal for the chat)."""
+def setup_logging(level: str, log_file: Path | None = None, log_format: str = "text") -> None:
+    """Log to stderr, or only to ``log_file`` (the console keeps the terminal for the chat);
+    ``log_format`` "json" writes one JSON object per line."""
     handler: logging.Handler
     if log_file is None:
         handler = logging.StreamHandler(sys.stderr)
     else:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(log_file, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    formatter = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    handler.setFormatter(JsonFormatter() if log_format == "json" else formatter)
     handler.addFilter(_OneLineReconnects())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -121,23 +127,53 @@ def make_backend(settings: Settings) -> Backend:
     return TransformersBackend.from_settings(settings)
 
 
+@contextlib.asynccontextmanager
+async def operated(settings: Settings, telemetry: Telemetry) -> AsyncIterator[None]:
+    """The metrics endpoint and the periodic metrics line, while the bot runs."""
+    metrics = settings.metrics
+    runner = None
+    if metrics.enabled:
+        runner = await serve_metrics(telemetry, metrics.host, metrics.port)
+    ticker = None
+    if metrics.log_interval > 0:
+        ticker = asyncio.create_task(log_periodically(telemetry, metrics.log_interval))
+    try:
+        yield
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+        if runner is not None:
+            await runner.cleanup()
+
+
 async def run(settings: Settings, console: bool) -> int:
+    from hermes_bot.conversation import ConversationStore, open_conversations
     from hermes_bot.pipeline import Pipeline
 
+    # The console keeps only the conversation on screen; a service remembers across restarts.
+    conversations = (
+        ConversationStore(settings.chat.history_turns)
+        if console
+        else open_conversations(settings.chat, settings.storage)
+    )
     backend = make_backend(settings)
-    pipeline = Pipeline.from_settings(backend, settings)
+    telemetry = Telemetry(settings.metrics.stuck_after)
+    pipeline = Pipeline.from_settings(backend, settings, conversations, telemetry)
     try:
-        if not console:
-            from hermes_bot.adapters.platforms import serve
+        await conversations.open()
+        async with operated(settings, telemetry):
+            if not console:
+                from hermes_bot.adapters.platforms import serve
 
-            return await serve(settings, pipeline, configured_platforms(settings))
-        from hermes_bot.adapters.console import run_console
+                return await serve(settings, pipeline, configured_platforms(settings))
+            from hermes_bot.adapters.console import run_console
 
-        where = ", ".join(settings.remote.urls) or settings.model.id
-        print(f"hermes-bot: loading {where} ...", file=sys.stderr, flush=True)
-        return await run_console(pipeline)
+            where = ", ".join(settings.remote.urls) or settings.model.id
+            print(f"hermes-bot: loading {where} ...", file=sys.stderr, flush=True)
+            return await run_console(pipeline)
     finally:
         await backend.close()
+        await conversations.close()
 
 
 def _fail(error: HermesBotError) -> None:
@@ -164,7 +200,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     log_file = settings.logging.file or (user_log_dir() / "console.log" if console else None)
-    setup_logging(settings.logging.level, log_file)
+    try:
+        setup_logging(settings.logging.level, log_file, settings.logging.format)
+    except OSError as error:
+        print(f"hermes-bot: cannot open the log file: {error}", file=sys.stderr)
+        return 2
     if log_file is not None:
         print(f"hermes-bot: logging to {log_file}", file=sys.stderr)
     _log.info("%s", config.describe())

@@ -83,12 +83,28 @@ class ExecutorSettings(Section):
     compile: bool = False
 
 
+class ChannelPrompt(Section):
+    """Extra instructions for one channel (a thread inherits its parent's)."""
+
+    id: Annotated[str, BeforeValidator(str)]
+    instructions: str
+
+
 class ChatSettings(Section):
     max_message_chars: int = Field(4000, ge=1)
     history_turns: int = Field(20, ge=0)
     corrective_retries: int = Field(1, ge=0)
     constraint: Annotated[Literal["off", "auto"], Lower] = "off"
     system_prompt: str = ""
+    channel: list[ChannelPrompt] = []
+
+
+class StorageSettings(Section):
+    backend: Literal["sqlite", "memory"] = "sqlite"
+    path: Path = Path("data/conversations.db")
+    max_age_days: float = Field(30.0, ge=0)
+    memory_conversations: int = Field(10_000, ge=1)
+    memory_megabytes: float = Field(64.0, gt=0)
 
 
 class DiscordSettings(Section):
@@ -109,6 +125,7 @@ class DiscordSettings(Section):
     connect_timeout: float = Field(120.0, gt=0)
     # discord.py's AutoShardedBot: as many gateway connections as Discord recommends.
     sharding: bool = False
+    auto_thread: bool = False
 
 
 class SlackSettings(Section):
@@ -153,6 +170,15 @@ class LoggingSettings(Section):
     level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], Upper] = "INFO"
     # Unset: stderr, except in the console, which logs to <user log dir>/console.log.
     file: Path | None = None
+    format: Annotated[Literal["text", "json"], Lower] = "text"
+
+
+class MetricsSettings(Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(9464, ge=1, le=65535)
+    log_interval: float = Field(60.0, ge=0)
+    stuck_after: float = Field(300.0, gt=0)
 
 
 class Settings(Section):
@@ -166,6 +192,8 @@ class Settings(Section):
     slack: SlackSettings = SlackSettings()
     remote: RemoteSettings = RemoteSettings()
     logging: LoggingSettings = LoggingSettings()
+    storage: StorageSettings = StorageSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
 
 # Checks of the configuration as a whole: each yields (the keys involved, what is wrong).

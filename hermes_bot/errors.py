@@ -87,6 +87,12 @@ class GrammarError(HermesBotError):
     default_user_message = "Constrained decoding is misconfigured. Ask the bot's owner."
 
 
+class StorageError(HermesBotError):
+    """The conversation database could not be opened, read or written."""
+
+    default_user_message = "I couldn't reach my memory. Ask the bot's owner to check the logs."
+
+
 def problem_message(item: ErrorDetails) -> str:
     """One problem pydantic found, worded for people: an extra key is an "unknown key", and a
     validator's message loses pydantic's "Value error, " prefix."""

@@ -8,6 +8,7 @@ raw call markup never reaches a user.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import unicodedata
@@ -23,8 +24,15 @@ from hermes_bot.backend import (
     GenerationRequest,
 )
 from hermes_bot.config import ChatSettings, Settings
-from hermes_bot.conversation import ConversationStore
-from hermes_bot.errors import HermesBotError, InputRejected, ToolValidationError
+from hermes_bot.conversation import Context, ConversationStore
+from hermes_bot.errors import (
+    Busy,
+    GenerationError,
+    HermesBotError,
+    InputRejected,
+    ToolValidationError,
+)
+from hermes_bot.observability import Telemetry, Turn, parse_stage
 from hermes_bot.parsing import ParsedCompletion, parse_completion, visible_text
 from hermes_bot.prompts import (
     Message,
@@ -94,7 +102,7 @@ def clean_user_text(text: str) -> str:
 
 
 class Pipeline:
-    """Answers messages; owns the conversation histories."""
+    """Answers messages; owns the conversation histories and the turn metrics."""
 
     def __init__(
         self,
@@ -104,12 +112,21 @@ class Pipeline:
         dialect: Dialect,
         params: GenerationParams,
         conversations: ConversationStore | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.backend = backend
         self.chat = chat
         self.conversations = conversations or ConversationStore(chat.history_turns)
+        self.telemetry = telemetry or Telemetry()
+        self.telemetry.backend_stats = backend.stats
         self.dialect = dialect
         self._system = neutralize(system_prompt(dialect, chat.system_prompt))
+        self._channel_systems = {
+            channel.id: neutralize(
+                system_prompt(dialect, f"{chat.system_prompt}\n\n{channel.instructions}")
+            )
+            for channel in chat.channel
+        }
         self._params = params
 
     @classmethod
@@ -118,6 +135,7 @@ class Pipeline:
         backend: Backend,
         settings: Settings,
         conversations: ConversationStore | None = None,
+        telemetry: Telemetry | None = None,
     ) -> Pipeline:
         """A pipeline from the ``chat``, ``model`` and ``generation`` sections of ``settings``."""
         return cls(
@@ -126,15 +144,20 @@ class Pipeline:
             dialect=resolve_dialect(settings.model.dialect, settings.model.id),
             params=settings.generation.params(),
             conversations=conversations,
+            telemetry=telemetry,
         )
 
-    def reset(self, key: str) -> None:
-        """Forget the conversation ``key``."""
-        self.conversations.reset(key)
+    async def reset(self, key: str) -> None:
+        """Forget the conversation ``key``; raises StorageError if the disk refused."""
+        await self.conversations.reset(key)
 
-    def history_length(self, key: str) -> int:
+    async def forget_user(self, user_id: str) -> int:
+        """Delete everything stored about ``user_id``; returns the exchanges removed."""
+        return await self.conversations.forget_user(user_id)
+
+    async def history_length(self, key: str) -> int:
         """Messages remembered for ``key``."""
-        return len(self.conversations.history(key))
+        return len(await self.conversations.history(key))
 
     def stats(self) -> BackendStats:
         """The backend's metrics."""
@@ -145,18 +168,29 @@ class Pipeline:
         key: str,
         text: str,
         *,
+        context: Context | None = None,
         forced_tool: str | None = None,
         on_text: OnText | None = None,
     ) -> Reply:
         """Answer ``text`` in conversation ``key``; never raises HermesBotError."""
+        context = context or Context()
+        turn = Turn(context.platform, context.kind)
         try:
-            return await self._respond(key, text, forced_tool, on_text)
+            return await self._respond(key, text, context, forced_tool, on_text, turn)
         except HermesBotError as error:
+            turn.outcome = _outcome(error)
+            if isinstance(error, GenerationError):
+                self.telemetry.backend_errors.inc()
             _log.warning("turn in %s failed: %s", key, error)
             return ErrorReply(error.user_message)
+        except asyncio.CancelledError:
+            turn.outcome = "cancelled"
+            raise
         except Exception:
             _log.exception("unexpected error answering in %s", key)
             return ErrorReply("Something went wrong on my side. Please try again.")
+        finally:
+            self.telemetry.turn(turn)
 
     def _check_input(self, text: str) -> str:
         cleaned = clean_user_text(text)
@@ -185,33 +219,53 @@ class Pipeline:
         mode = self.chat.constraint
         return None if mode == "off" else Constraint(mode, self.dialect)
 
+    def _system_for(self, context: Context) -> str:
+        for channel_id in context.channel_ids:
+            if channel_id in self._channel_systems:
+                return self._channel_systems[channel_id]
+        return self._system
+
     async def _respond(
-        self, key: str, text: str, forced_tool: str | None, on_text: OnText | None
+        self,
+        key: str,
+        text: str,
+        context: Context,
+        forced_tool: str | None,
+        on_text: OnText | None,
+        turn: Turn,
     ) -> Reply:
-        user = Message("user", neutralize(self._check_input(text)))
-        history = self.conversations.history(key)
+        text = self._check_input(text)
+        if context.shared and context.speaker.name:
+            text = f"{_speaker_name(context.speaker.name)}: {text}"
+        user = Message("user", neutralize(text))
+        history = await self.conversations.history(key)
         constraint = self._constraint(forced_tool)
-        attempt = await self._attempt(history, [user], constraint, on_text)
+        system = self._system_for(context)
+        attempt = await self._attempt(system, history, [user], constraint, on_text, turn)
         retries = self.chat.corrective_retries
         while retries and not attempt.tools and (attempt.problems or forced_tool):
             retries -= 1
+            turn.retries += 1
+            self.telemetry.corrective_retries.inc()
             problems = attempt.problems or [f"call the function {forced_tool}"]
             _log.info("retrying a turn in %s after: %s", key, "; ".join(problems[:5]))
-            turn = [
+            again = [
                 user,
                 Message("assistant", neutralize(attempt.completion[:ECHO_LIMIT])),
                 Message("user", _correction(problems)),
             ]
-            attempt = await self._attempt(history, turn, constraint, None)
+            attempt = await self._attempt(system, history, again, constraint, None, turn)
         reply = _reply(attempt)
         if reply is None:
             note = Message("system", _PLAIN_TEXT_NOTE)
-            attempt = await self._attempt(history, [user, note], None, None)
+            attempt = await self._attempt(system, history, [user, note], None, None, turn)
             reply = TextReply(attempt.parsed.text) if attempt.parsed.text else None
         if reply is None:
             return ErrorReply(_GIVE_UP)
-        answer = Message("assistant", neutralize(self._answer(attempt)))
-        self.conversations.record(key, [user, answer])
+        turn.outcome = "tool" if isinstance(reply, ToolReply) else "answered"
+        turn.tool = ",".join(type(tool).__name__ for tool in attempt.tools)
+        answer = neutralize(self._answer(attempt))
+        await self.conversations.record(key, context.speaker.user_id, user.content, answer)
         return reply
 
     def _answer(self, attempt: _Attempt) -> str:
@@ -221,10 +275,12 @@ class Pipeline:
 
     async def _attempt(
         self,
+        system: str,
         history: list[Message],
-        turn: list[Message],
+        new_messages: list[Message],
         constraint: Constraint | None,
         on_text: OnText | None,
+        turn: Turn,
     ) -> _Attempt:
         params = self._params
         if constraint is not None and constraint.mode == "forced":
@@ -233,28 +289,51 @@ class Pipeline:
             )
         budget = self.backend.context_window - params.max_new_tokens
         prompt = build_prompt(
-            self._system, history, turn, count_tokens=self.backend.count_tokens, budget=budget
+            system, history, new_messages, count_tokens=self.backend.count_tokens, budget=budget
         )
         request = GenerationRequest(prompt, params, constraint)
         if on_text is None:
-            completion = (await self.backend.generate(request)).text
+            result = await self.backend.generate(request)
+            turn.mark_first_token()
+            completion = result.text
+            turn.prompt_tokens += result.prompt_tokens
+            turn.completion_tokens += result.completion_tokens
         else:
-            completion = await _stream(self.backend, request, on_text)
+            completion = await _stream(self.backend, request, on_text, turn)
+            turn.prompt_tokens += self.backend.count_tokens(prompt)
+            turn.completion_tokens += self.backend.count_tokens(completion)
         attempt = _Attempt(completion, parse_completion(completion))
         attempt.problems.extend(attempt.parsed.errors)
+        for note in attempt.parsed.errors:
+            self.telemetry.parse_failures.labels(parse_stage(note)).inc()
         for call in attempt.parsed.calls:
             try:
                 attempt.tools.append(validate_call(call))
                 attempt.valid_calls.append(call)
             except ToolValidationError as error:
                 attempt.problems.append(str(error))
+                tool = find_tool(call.name)
+                name = tool.__name__ if tool is not None else "unknown"
+                self.telemetry.validation_failures.labels(name).inc()
         return attempt
 
 
-async def _stream(backend: Backend, request: GenerationRequest, on_text: OnText) -> str:
+def _outcome(error: HermesBotError) -> str:
+    if isinstance(error, Busy):
+        return "busy"
+    return "rejected" if isinstance(error, InputRejected) else "error"
+
+
+def _speaker_name(name: str) -> str:
+    """A display name fit to prefix a message: one line, no colon games, at most 64 chars."""
+    return " ".join(name.replace(":", " ").split())[:64] or "someone"
+
+
+async def _stream(backend: Backend, request: GenerationRequest, on_text: OnText, turn: Turn) -> str:
     completion = ""
     shown = ""
     async for delta in backend.stream(request):
+        turn.mark_first_token()
         completion += delta
         visible = visible_text(completion)
         if visible != shown:

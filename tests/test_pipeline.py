@@ -157,9 +157,9 @@ async def test_tool_reply_is_remembered_so_another_one_works() -> None:
     second = backend.requests[1].prompt
     assert "Tell me a joke" in second
     assert '<functioncall>{"name":"Joke"' in second
-    assert pipeline.history_length("chan") == 4
-    pipeline.reset("chan")
-    assert pipeline.history_length("chan") == 0
+    assert await pipeline.history_length("chan") == 4
+    await pipeline.reset("chan")
+    assert await pipeline.history_length("chan") == 0
 
 
 async def test_forced_tool_asks_for_a_forced_constraint() -> None:

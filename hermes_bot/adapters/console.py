@@ -21,13 +21,17 @@ import unicodedata
 from collections.abc import Iterator
 from typing import TextIO
 
+from hermes_bot.conversation import Context
 from hermes_bot.pipeline import ErrorReply, Pipeline, Reply, TextReply, ToolReply
 from hermes_bot.tools import Tool, card_of
 
 _log = logging.getLogger(__name__)
 
 CONVERSATION_KEY = "console"
-HELP = "Type a message and press Enter. /reset forgets the conversation, /quit leaves."
+HELP = (
+    "Type a message and press Enter. /reset forgets the conversation, "
+    "/forget-me deletes everything stored about you, /quit leaves."
+)
 PROMPT = "you> "
 ANSWER = "hermes> "
 # The reader thread's marks in the line queue: end of input, and Ctrl-C at the prompt.
@@ -197,8 +201,11 @@ class Console:
         if command in ("/quit", "/exit"):
             return False
         if command == "/reset":
-            self._pipeline.reset(CONVERSATION_KEY)
+            await self._pipeline.reset(CONVERSATION_KEY)
             self._write("(conversation forgotten)\n")
+        elif command == "/forget-me":
+            removed = await self._pipeline.forget_user(Context().speaker.user_id)
+            self._write(f"(deleted {removed} stored messages)\n")
         elif command in ("/help", "/?"):
             self._write(HELP + "\n")
         else:

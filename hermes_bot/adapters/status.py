@@ -15,9 +15,11 @@ def duration(seconds: float) -> str:
     return " ".join([*parts, f"{minutes}m", f"{secs}s"])
 
 
-def status_fields(stats: BackendStats, uptime: float, history: int) -> list[tuple[str, str]]:
+def status_fields(
+    stats: BackendStats, uptime: float, history: int, turns: str = ""
+) -> list[tuple[str, str]]:
     """(label, value) pairs: model, device, queue, speed, latency, uptime, conversation,
-    and each inference server behind a remote backend."""
+    turns, and each inference server behind a remote backend."""
     return [
         ("Model", stats.model),
         ("Device", stats.device),
@@ -26,6 +28,7 @@ def status_fields(stats: BackendStats, uptime: float, history: int) -> list[tupl
         ("Latency", f"p50 {stats.latency_p50_ms:.0f} ms · p95 {stats.latency_p95_ms:.0f} ms"),
         ("Uptime", duration(uptime)),
         ("This conversation", f"{history} messages remembered"),
+        ("Turns since start", turns or "none yet"),
         *([("Servers", _servers(stats.servers))] if stats.servers else []),
     ]
 

@@ -76,6 +76,7 @@ class HermesDiscordBot(commands.Bot):
         self.pipeline = pipeline
         self._warmup = warmup
         self.chat: ChatCog | None = None
+        pipeline.telemetry.connected("discord", False)
         self.tree.error(self._on_app_command_error)
 
     async def setup_hook(self) -> None:
@@ -105,6 +106,13 @@ class HermesDiscordBot(commands.Bot):
 
     async def on_ready(self) -> None:
         _log.info("connected to Discord as %s in %d guilds", self.user, len(self.guilds))
+        self.pipeline.telemetry.connected("discord", True)
+
+    async def on_resumed(self) -> None:
+        self.pipeline.telemetry.connected("discord", True)
+
+    async def on_disconnect(self) -> None:
+        self.pipeline.telemetry.connected("discord", False)
 
     async def on_command_error(self, context: commands.Context[Any], exception: Exception) -> None:  # type: ignore[override]
         """Unknown or forbidden text commands are ordinary chat, not errors."""

@@ -20,6 +20,8 @@ from hermes_bot.adapters.discord.responder import Responder
 from hermes_bot.adapters.discord.streaming import DELIVERY_ERRORS, NO_MENTIONS, ReplyWriter, Send
 from hermes_bot.adapters.gate import Decision, Gate, Origin, Verdict
 from hermes_bot.config import DiscordSettings, Settings
+from hermes_bot.conversation import Context, Speaker
+from hermes_bot.errors import StorageError
 from hermes_bot.pipeline import Pipeline
 from hermes_bot.tools import SPECS, ToolSpec
 
@@ -47,6 +49,18 @@ def _origin(
         channel_ids.append(parent_id)
     roles = tuple(role.id for role in getattr(user, "roles", []))
     return Origin(user.id, guild_id, tuple(channel_ids), roles)
+
+
+def _context(user: discord.abc.User, guild_id: int | None, channel: object) -> Context:
+    """Platform, kind of conversation, speaker and channel ids (a thread's parent second)."""
+    speaker = Speaker(f"discord:{user.id}", user.display_name)
+    channel_id = getattr(channel, "id", None)
+    if guild_id is None or channel_id is None:
+        return Context("discord", "dm", speaker)
+    parent_id = getattr(channel, "parent_id", None)
+    if parent_id is None:
+        return Context("discord", "channel", speaker, (str(channel_id),))
+    return Context("discord", "thread", speaker, (str(channel_id), str(parent_id)))
 
 
 def make_gate(settings: DiscordSettings) -> Gate:
@@ -89,6 +103,7 @@ class ChatCog(commands.Cog):
         self.settings = settings.discord
         self.gate = make_gate(settings.discord)
         self.responder = Responder(pipeline)
+        self.telemetry = pipeline.telemetry
         self.started = time.monotonic()
 
     async def cog_load(self) -> None:
@@ -117,7 +132,33 @@ class ChatCog(commands.Cog):
             return True
         channel_ids = {message.channel.id, getattr(message.channel, "parent_id", None)}
         in_respond_in = any(cid in self.settings.respond_in for cid in channel_ids)
-        return in_respond_in or not self.settings.require_mention
+        return in_respond_in or not self.settings.require_mention or self._my_thread(message)
+
+    def _my_thread(self, message: discord.Message) -> bool:
+        """A thread the bot opened for a conversation (``auto_thread``)."""
+        me = self.bot.user
+        channel = message.channel
+        return (
+            self.settings.auto_thread
+            and isinstance(channel, discord.Thread)
+            and me is not None
+            and channel.owner_id == me.id
+        )
+
+    async def _open_thread(self, message: discord.Message, text: str) -> discord.Thread | None:
+        """With ``auto_thread``, a new thread for a mention that starts a conversation."""
+        if not (
+            self.settings.auto_thread
+            and isinstance(message.channel, discord.TextChannel)
+            and self._replied_to_me(message) is None
+        ):
+            return None
+        name = " ".join(text.split())[:90] or f"Chat with {message.author.display_name}"
+        try:
+            return await message.create_thread(name=name)
+        except DELIVERY_ERRORS as error:
+            _log.warning("could not open a thread in %s: %r", message.channel.id, error)
+            return None
 
     def _prompt_text(self, message: discord.Message) -> str:
         """The message text with the bot's mention removed and other mentions as names."""
@@ -153,26 +194,35 @@ class ChatCog(commands.Cog):
         )
         if not self.gate.allows(origin):
             _log.debug("ignoring message %s: not allowed", message.id)
+            self.telemetry.refused("discord", "refused")
             return
         if await self._owner_command(message):
             return
         decision = self.gate.admit(message.author.id)
         reference = message.to_reference(fail_if_not_exists=False)
         if decision.verdict is not Verdict.ANSWER:
+            self.telemetry.refused("discord", "cooldown")
             await self._cool_down(message, decision)
             return
+        text = self._prompt_text(message)
+        guild_id = message.guild.id if message.guild else None
+        channel: discord.abc.Messageable = message.channel
+        send_first: Send = partial(channel.send, reference=reference)
         key = self._message_key(message)
+        thread = await self._open_thread(message, text)
+        if thread is not None:
+            channel, send_first = thread, thread.send
+            key = conversation_key(guild_id, thread.id, message.author.id)
         writer = ReplyWriter(
-            partial(message.channel.send, reference=reference),
-            message.channel.send,
+            send_first,
+            channel.send,
             interval=self.settings.stream_edit_interval,
             on_again=self.follow_up,
         )
-        typing = asyncio.create_task(_keep_typing(message.channel), name="discord-typing")
+        context = _context(message.author, guild_id, channel)
+        typing = asyncio.create_task(_keep_typing(channel), name="discord-typing")
         try:
-            await self.responder.answer(
-                key, self._prompt_text(message), writer, source_id=message.id
-            )
+            await self.responder.answer(key, text, writer, context=context, source_id=message.id)
         finally:
             typing.cancel()
 
@@ -210,6 +260,7 @@ class ChatCog(commands.Cog):
         """Slash commands obey the allow lists; a refusal is polite and private."""
         if self.gate.allows(self._interaction_origin(interaction)):
             return True
+        self.telemetry.refused("discord", "refused")
         await interaction.response.send_message(REFUSAL, ephemeral=True)
         return False
 
@@ -223,6 +274,7 @@ class ChatCog(commands.Cog):
     ) -> None:
         decision = self.gate.admit(interaction.user.id)
         if decision.verdict is not Verdict.ANSWER:
+            self.telemetry.refused("discord", "cooldown")
             # A private reply spends no channel budget, and an interaction must be answered.
             notice = self.gate.cooldown_notice(decision.retry_after)
             await interaction.response.send_message(notice, ephemeral=True)
@@ -233,7 +285,8 @@ class ChatCog(commands.Cog):
             send, send, interval=self.settings.stream_edit_interval, on_again=self.follow_up
         )
         key = key or self._interaction_key(interaction)
-        await self.responder.answer(key, text, writer, forced_tool=forced_tool)
+        context = _context(interaction.user, interaction.guild_id, interaction.channel)
+        await self.responder.answer(key, text, writer, context=context, forced_tool=forced_tool)
 
     async def follow_up(self, interaction: discord.Interaction, spec: ToolSpec) -> None:
         """A card's follow-up button: another call of its tool in the same conversation."""
@@ -272,16 +325,34 @@ class ChatCog(commands.Cog):
     @app_commands.command(name="reset", description="Forget this channel's conversation")
     async def reset(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
-        self.pipeline.reset(self._interaction_key(interaction))
-        embed = make_embed("🧹 Conversation forgotten", "Let's start fresh.")
+        try:
+            await self.pipeline.reset(self._interaction_key(interaction))
+            embed = make_embed("🧹 Conversation forgotten", "Let's start fresh.")
+        except StorageError as error:
+            _log.error("/reset failed: %s", error)
+            embed = make_embed("⚠️ Not forgotten", f"{error.user_message} Try /reset again later.")
+        await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    @app_commands.command(name="forget-me", description="Delete everything I stored about you")
+    async def forget_me(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        try:
+            removed = await self.pipeline.forget_user(f"discord:{interaction.user.id}")
+            embed = make_embed(
+                "🗑️ Forgotten",
+                f"Deleted {removed} of your messages and my answers to them, everywhere.",
+            )
+        except StorageError as error:
+            _log.error("/forget-me failed: %s", error)
+            embed = make_embed("⚠️ Not deleted", f"{error.user_message} Try /forget-me again later.")
         await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(name="status", description="Model, queue and speed")
     async def status(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
-        history = self.pipeline.history_length(self._interaction_key(interaction))
+        history = await self.pipeline.history_length(self._interaction_key(interaction))
         uptime = time.monotonic() - self.started
-        embed = status_embed(self.pipeline.stats(), uptime, history)
+        embed = status_embed(self.pipeline.stats(), uptime, history, self.telemetry.summary())
         await interaction.followup.send(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     # -- owner text command -----------------------------------------------------------------

@@ -99,6 +99,8 @@ class FollowUpView(discord.ui.View):
         self.add_item(button)
 
 
-def status_embed(stats: BackendStats, uptime: float, history: int) -> discord.Embed:
+def status_embed(
+    stats: BackendStats, uptime: float, history: int, turns: str = ""
+) -> discord.Embed:
     """The /status card."""
-    return make_embed("📊 Status", "", status_fields(stats, uptime, history))
+    return make_embed("📊 Status", "", status_fields(stats, uptime, history, turns))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import discord
 
 from hermes_bot.adapters.discord.streaming import DELIVERY_ERRORS, ReplyWriter
+from hermes_bot.conversation import Context
 from hermes_bot.pipeline import ErrorReply, Pipeline, Reply
 
 _log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class Responder:
         text: str,
         writer: ReplyWriter,
         *,
+        context: Context | None = None,
         forced_tool: str | None = None,
         source_id: int | None = None,
     ) -> Reply | None:
@@ -87,7 +89,9 @@ class Responder:
                 await self._stopped(turn)
                 return None
             turn.generation = asyncio.create_task(
-                self.pipeline.respond(key, text, forced_tool=forced_tool, on_text=writer.on_text)
+                self.pipeline.respond(
+                    key, text, context=context, forced_tool=forced_tool, on_text=writer.on_text
+                )
             )
             try:
                 await asyncio.wait({turn.generation})

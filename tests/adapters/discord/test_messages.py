@@ -82,7 +82,7 @@ async def test_a_reply_to_the_bots_message_continues_that_conversation(fake, sta
     assert messages[1]["content"] == "Because teal is calm."
     second_prompt = run.backend.requests[1].prompt
     assert "My favourite colour is teal." in second_prompt
-    assert run.pipeline.history_length(f"discord:channel:{THREAD_ID}") == 4
+    assert await run.pipeline.history_length(f"discord:channel:{THREAD_ID}") == 4
 
 
 async def test_dms_are_answered_per_user(fake, start_bot):
@@ -92,8 +92,8 @@ async def test_dms_are_answered_per_user(fake, start_bot):
     await fake.send_message("hello", dm=True, mention_bot=False, user_id=BOB)
     [bob] = await fake.final_messages(5000 + BOB, turns=2)
     assert bob["content"] == "Hi Bob!"
-    assert run.pipeline.history_length(f"discord:dm:{ALICE}") == 2
-    assert run.pipeline.history_length(f"discord:dm:{BOB}") == 2
+    assert await run.pipeline.history_length(f"discord:dm:{ALICE}") == 2
+    assert await run.pipeline.history_length(f"discord:dm:{BOB}") == 2
 
 
 async def test_bots_and_unaddressed_messages_are_ignored(fake, start_bot):

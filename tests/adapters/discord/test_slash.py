@@ -61,13 +61,14 @@ async def test_chat_command_streams_its_answer_into_the_follow_up(fake, start_bo
 async def test_reset_forgets_the_channels_conversation(fake, start_bot):
     run = await start_bot(["First answer."])
     await fake.send_message("remember this")
-    await fake.wait_for(lambda: run.pipeline.history_length(f"discord:channel:{GENERAL_ID}") == 2)
+    await fake.wait_for(lambda: (m := fake.bot_messages(GENERAL_ID)) and "▌" not in m[0]["content"])
+    assert await run.pipeline.history_length(f"discord:channel:{GENERAL_ID}") == 2
     interaction = await fake.slash("reset")
     callback, followup = await _calls(fake, interaction, 2)
     assert callback.json["type"] == DEFERRED
     assert callback.json["data"]["flags"] & 64
     assert "forgotten" in followup.json["embeds"][0]["title"]
-    assert run.pipeline.history_length(f"discord:channel:{GENERAL_ID}") == 0
+    assert await run.pipeline.history_length(f"discord:channel:{GENERAL_ID}") == 0
 
 
 async def test_status_shows_model_device_queue_speed_and_uptime(fake, start_bot):
@@ -104,16 +105,16 @@ async def test_owner_sync_command_registers_the_slash_commands(fake, start_bot):
     await fake.send_message("sync", user_id=20)
     [put] = await fake.wait_for(lambda: fake.requests("PUT", "applications"))
     names = sorted(command["name"] for command in put.json)
-    assert names == ["book", "chat", "joke", "reset", "song", "status"]
+    assert names == ["book", "chat", "forget-me", "joke", "reset", "song", "status"]
     [reply] = await fake.wait_for(lambda: fake.bot_messages(GENERAL_ID))
-    assert reply["content"] == "Synced 6 slash commands globally."
+    assert reply["content"] == "Synced 7 slash commands globally."
 
 
 async def test_dev_guild_commands_are_synced_at_start(fake, start_bot):
     await start_bot([], dev_guild_id=1000)
     [put] = fake.requests("PUT", "applications")
     assert put.path == "/applications/10/guilds/1000/commands"
-    assert len(put.json) == 6
+    assert len(put.json) == 7
 
 
 async def test_another_one_still_works_on_a_joke_posted_before_a_restart(fake, start_bot):
@@ -141,4 +142,4 @@ async def test_another_one_still_works_on_a_joke_posted_before_a_restart(fake, s
     callback, followup = await _calls(fake, interaction, 2)
     assert callback.json["type"] == DEFERRED
     assert "Why did the GPU cross the road?" in followup.json["embeds"][0]["description"]
-    assert run.pipeline.history_length(f"discord:channel:{GENERAL_ID}") == 2
+    assert await run.pipeline.history_length(f"discord:channel:{GENERAL_ID}") == 2
