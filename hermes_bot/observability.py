@@ -49,10 +49,10 @@ class Turn:
 
 
 def parse_stage(note: str) -> str:
-    """The parser stage an error note comes from: ``tag``, ``fence`` or ``json``."""
-    if note.startswith("<"):
-        return "tag"
-    return "fence" if note.startswith("fenced") else "json"
+    """The parser stage an error note comes from (by its label): ``fence``, ``json`` or ``tag``."""
+    if note.startswith("fenced block"):
+        return "fence"
+    return "json" if note.startswith("JSON call") else "tag"
 
 
 class _LiveNumbers(Collector):

@@ -116,7 +116,9 @@ class Pipeline:
     ) -> None:
         self.backend = backend
         self.chat = chat
-        self.conversations = conversations or ConversationStore(chat.history_turns)
+        if conversations is None:
+            conversations = ConversationStore(chat.history_turns)
+        self.conversations = conversations
         self.telemetry = telemetry or Telemetry()
         self.telemetry.backend_stats = backend.stats
         self.dialect = dialect

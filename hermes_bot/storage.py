@@ -68,6 +68,9 @@ class SQLiteStore:
         self._connection: sqlite3.Connection | None = None
 
     async def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._connection is None:
+            raise StorageError("the conversation database is closed")
+
         def run() -> T:
             if self._connection is None:
                 raise StorageError("the conversation database is closed")

@@ -14,6 +14,7 @@ import pytest
 
 from hermes_bot.adapters.discord import HermesDiscordBot, discord_endpoints
 from hermes_bot.config import ChatSettings, DiscordSettings, Settings
+from hermes_bot.conversation import ConversationStore
 from hermes_bot.pipeline import Pipeline
 from tests.adapters.discord.fake_discord import TOKEN, FakeDiscord
 from tests.fakes import ScriptedBackend
@@ -89,6 +90,7 @@ async def start_bot(fake: FakeDiscord) -> AsyncIterator[StartBot]:
         chat: dict[str, Any] | None = None,
         settings: Settings | None = None,
         backend: Any = None,
+        conversations: ConversationStore | None = None,
         **discord_settings: Any,
     ) -> Running:
         discord_settings.setdefault("stream_edit_interval", 0.2)
@@ -106,7 +108,7 @@ async def start_bot(fake: FakeDiscord) -> AsyncIterator[StartBot]:
         if chat:
             settings = settings.model_copy(update={"chat": ChatSettings(**chat)})
         backend = backend or ScriptedBackend(completions, delay=delay, chunk=chunk)
-        pipeline = Pipeline.from_settings(backend, settings)
+        pipeline = Pipeline.from_settings(backend, settings, conversations)
         bot = HermesDiscordBot(settings, pipeline, warmup=backend.start, guild_ready_timeout=0.01)
         await bot.login(TOKEN)
         _signal_finished_turns(bot, fake)

@@ -79,6 +79,7 @@ class FakeDiscord(RestRoutes, UserActions):
         self._ids = itertools.count(100_000)
         self._interactions: dict[str, p.Payload] = {}
         self.followups: dict[str, list[int]] = {}
+        self.created_threads: list[p.Payload] = []
         self.reactions: dict[int, list[str]] = {}
         self.faults: list[Fault] = []
         self.nonces: dict[str, p.Payload] = {}

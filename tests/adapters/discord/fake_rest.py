@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tests.adapters.discord import fake_payloads as p
@@ -21,9 +22,11 @@ class RestRoutes:
     nonces: dict[str, p.Payload]
     _ids: itertools.count[int]
     _interactions: dict[str, p.Payload]
+    created_threads: list[p.Payload]
 
     gateway_url: str
     guild_of: Callable[[int], int | None]
+    dispatch: Callable[[str, p.Payload], Awaitable[None]]
 
     def _route(self, method: str, parts: list[str], body: p.Payload) -> Any:
         match method, parts:
@@ -57,6 +60,8 @@ class RestRoutes:
                 return 204
             case "POST", ["channels", channel, "messages"]:
                 return self.create_message(int(channel), body)
+            case "POST", ["channels", channel, "messages", message_id, "threads"]:
+                return self.create_thread(int(channel), int(message_id), body)
             case "PATCH", ["channels", _, "messages", message_id]:
                 return self._edit(int(message_id), body)
             case "PUT", ["channels", _, "messages", message_id, "reactions", emoji, "@me"]:
@@ -124,6 +129,19 @@ class RestRoutes:
         if nonce is not None:
             self.nonces[nonce] = data
         return data
+
+    def create_thread(self, channel_id: int, message_id: int, body: p.Payload) -> p.Payload:
+        """A thread the bot opens from a message; THREAD_CREATE follows on the gateway."""
+        guild_id = self.guild_of(channel_id)
+        # A thread started from a message has the message's id.
+        thread = p.thread(message_id, guild_id or 0, channel_id, body["name"], APP_ID)
+        guild = next(g for g in self.guilds if g["id"] == str(guild_id))
+        guild["threads"].append(thread)
+        self.created_threads.append(thread)
+        asyncio.get_running_loop().create_task(
+            self.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+        )
+        return thread
 
     def _edit(self, message_id: int, body: p.Payload) -> p.Payload | int:
         data = self.messages.get(message_id)
