@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -21,6 +22,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from hermes_bot.backend import BackendStats
+
+if TYPE_CHECKING:
+    from hermes_bot.conversation import ConversationStore
 
 _log = logging.getLogger(__name__)
 
@@ -159,6 +163,18 @@ class Telemetry:
             turn.retries,
             ttft,
             1000 * seconds,
+        )
+
+    def watch(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        """Publish ``read()`` at every scrape (a counter when ``name`` ends in ``_total``)."""
+        self.gauges[name] = (help_text, read)
+
+    def watch_conversations(self, store: ConversationStore) -> None:
+        """Publish the conversation store's size and its failed database calls."""
+        self.watch("hermes_bot_conversations_cached", "Conversations in memory", store.__len__)
+        self.watch("hermes_bot_conversation_memory_bytes", "History in memory", lambda: store.bytes)
+        self.watch(
+            "hermes_bot_storage_errors_total", "Failed database calls", lambda: store.storage_errors
         )
 
     def refused(self, platform: str, outcome: str) -> None:

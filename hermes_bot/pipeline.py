@@ -121,6 +121,7 @@ class Pipeline:
         self.conversations = conversations
         self.telemetry = telemetry or Telemetry()
         self.telemetry.backend_stats = backend.stats
+        self.telemetry.watch_conversations(conversations)
         self.dialect = dialect
         self._system = neutralize(system_prompt(dialect, chat.system_prompt))
         self._channel_systems = {

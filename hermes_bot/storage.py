@@ -56,6 +56,9 @@ class Exchange:
     created_at: float
 
 
+_Pending = tuple[str, "Exchange", "asyncio.Future[None]"]
+
+
 class SQLiteStore:
     """Exchanges on disk, the last ``max_exchanges`` per conversation, none older than
     ``max_age`` seconds (0: no age limit)."""
@@ -66,6 +69,8 @@ class SQLiteStore:
         self.max_age = max_age
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hermes-storage")
         self._connection: sqlite3.Connection | None = None
+        self._pending: list[_Pending] = []
+        self._committer: asyncio.Future[None] | None = None
 
     async def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
         if self._connection is None:
@@ -146,29 +151,47 @@ class SQLiteStore:
         return await self._call(load)
 
     async def append(self, conversation: str, exchange: Exchange) -> None:
-        """Store one exchange, trim the conversation to ``max_exchanges``; committed on return."""
+        """Store one exchange, trim the conversation to ``max_exchanges``; committed on return.
 
-        def append(db: sqlite3.Connection) -> None:
-            with _transaction(db):
-                db.execute(
-                    "INSERT INTO exchanges (conversation, user_id, question, answer, created_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (
-                        conversation,
-                        exchange.user_id,
-                        exchange.question,
-                        exchange.answer,
-                        exchange.created_at,
-                    ),
-                )
-                db.execute(
-                    "DELETE FROM exchanges WHERE conversation = ? AND id <= ("
-                    " SELECT id FROM exchanges WHERE conversation = ?"
-                    " ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    (conversation, conversation, self.max_exchanges),
-                )
+        Appends that arrive while a commit is under way are committed together in the next
+        transaction (group commit), so a burst costs a few transactions, not one each.
+        """
+        committed = asyncio.get_running_loop().create_future()
+        self._pending.append((conversation, exchange, committed))
+        if self._committer is None:
+            self._committer = asyncio.ensure_future(self._commit_pending())
+        await committed
 
-        await self._call(append)
+    async def _commit_pending(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await self._call(lambda db, rows=batch: self._write(db, rows))
+                except Exception as error:  # every waiter learns why its write failed
+                    for *_, committed in batch:
+                        if not committed.done():
+                            committed.set_exception(error)
+                else:
+                    for *_, committed in batch:
+                        if not committed.done():
+                            committed.set_result(None)
+        finally:
+            self._committer = None
+
+    def _write(self, db: sqlite3.Connection, batch: list[_Pending]) -> None:
+        with _transaction(db):
+            db.executemany(
+                "INSERT INTO exchanges (conversation, user_id, question, answer, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(key, e.user_id, e.question, e.answer, e.created_at) for key, e, _ in batch],
+            )
+            db.executemany(
+                "DELETE FROM exchanges WHERE conversation = ? AND id <= ("
+                " SELECT id FROM exchanges WHERE conversation = ?"
+                " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                [(key, key, self.max_exchanges) for key in {key for key, _, _ in batch}],
+            )
 
     async def delete_conversation(self, conversation: str) -> int:
         """Delete the conversation; returns the number of exchanges removed."""
