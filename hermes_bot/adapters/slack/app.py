@@ -113,10 +113,12 @@ class SlackBot:
             self.app, self._app_token, ping_interval=self.settings.ping_interval
         )
         await self._handler.connect_async()
+        self.pipeline.telemetry.connected("slack", True)
         _log.info("connected to Slack workspace %s as %s", auth.get("team"), auth.get("user"))
 
     async def close(self) -> None:
         """Stop accepting events (disconnect), then leave a notice on answers in flight."""
+        self.pipeline.telemetry.connected("slack", False)
         if self._handler is not None:
             await self._handler.close_async()
             self._handler = None
@@ -135,10 +137,12 @@ class SlackBot:
             status=self.thread_status,
         )
 
-    def status(self, key: str) -> SlackMessage:
+    async def status(self, key: str) -> SlackMessage:
         """The /status card for conversation ``key``."""
         uptime = time.monotonic() - self.started
-        return status_message(self.pipeline.stats(), uptime, self.pipeline.history_length(key))
+        history = await self.pipeline.history_length(key)
+        turns = self.pipeline.telemetry.summary()
+        return status_message(self.pipeline.stats(), uptime, history, turns)
 
     async def ephemeral(
         self,

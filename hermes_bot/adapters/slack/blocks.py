@@ -169,11 +169,13 @@ def notice_message(text: str) -> SlackMessage:
     return SlackMessage(text, [section(text)])
 
 
-def status_message(stats: BackendStats, uptime: float, history: int) -> SlackMessage:
+def status_message(
+    stats: BackendStats, uptime: float, history: int, turns: str = ""
+) -> SlackMessage:
     """The /status card."""
     fields = [
         {"type": "mrkdwn", "text": f"*{label}*\n{escape(value)}"}
-        for label, value in status_fields(stats, uptime, history)
+        for label, value in status_fields(stats, uptime, history, turns)
     ]
     return SlackMessage(
         f"Status: {escape(stats.model)}",

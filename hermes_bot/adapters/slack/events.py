@@ -24,6 +24,7 @@ from hermes_bot.adapters.slack.commands import (
 )
 from hermes_bot.adapters.slack.mrkdwn import to_plain
 from hermes_bot.adapters.slack.streaming import DELIVERY_ERRORS
+from hermes_bot.conversation import Context, Speaker
 
 if TYPE_CHECKING:
     from hermes_bot.adapters.slack.app import SlackBot
@@ -107,19 +108,23 @@ class MessageEvents:
         writer = self.bot.writer(channel, reply_thread)
         forced = command.forced_tool if command else None
         prompt = command.prompt if command else text
+        speaker = Speaker(f"slack:{user}", await self.name_of(user))
+        context = Context("slack", "dm" if dm else "thread", speaker, (channel,))
         await self.bot.responder.answer(
-            key, prompt, writer, forced_tool=forced, source=(channel, ts)
+            key, prompt, writer, context=context, forced_tool=forced, source=(channel, ts)
         )
 
     async def _admitted(self, origin: Origin, channel: str, ts: str, thread_ts: str | None) -> bool:
         """The gate: a refusal or cooldown notice only the user sees, or a reaction."""
         gate = self.bot.gate
         if not gate.allows(origin):
+            self.bot.pipeline.telemetry.refused("slack", "refused")
             await self.bot.ephemeral(channel, str(origin.user), REFUSAL, thread_ts)
             return False
         decision = gate.admit(origin.user)
         if decision.verdict is Verdict.ANSWER:
             return True
+        self.bot.pipeline.telemetry.refused("slack", "cooldown")
         if decision.verdict is Verdict.COOLDOWN_NOTICE:
             notice = gate.cooldown_notice(decision.retry_after)
             await self.bot.ephemeral(channel, str(origin.user), notice, thread_ts)
@@ -140,11 +145,11 @@ class MessageEvents:
             await self.bot.ephemeral(channel, user, command.usage, thread_ts)
             return True
         if command.name == "reset":
-            self.bot.pipeline.reset(key)
+            await self.bot.pipeline.reset(key)
             await self.bot.ephemeral(channel, user, RESET_NOTICE, thread_ts)
             return True
         if command.name == "status":
-            status = self.bot.status(key)
+            status = await self.bot.status(key)
             await self.bot.ephemeral(channel, user, status.text, thread_ts, blocks=status.blocks)
             return True
         return False
@@ -152,7 +157,13 @@ class MessageEvents:
     async def prompt_text(self, text: str) -> str:
         """The message as the model sees it: the bot's mention removed, others as names."""
         text = text.replace(f"<@{self.bot.user_id}>", "").strip()
-        for user_id in set(_USER_IDS.findall(text)) - self._names.keys():
+        for user_id in set(_USER_IDS.findall(text)):
+            await self.name_of(user_id)
+        return to_plain(text, lambda user_id: self._names.get(user_id, "someone"))
+
+    async def name_of(self, user_id: str) -> str:
+        """The user's display name (looked up once), or "someone"."""
+        if user_id not in self._names:
             try:
                 info = await self.bot.client.users_info(user=user_id)
                 profile = info["user"].get("profile", {})
@@ -160,4 +171,4 @@ class MessageEvents:
             except DELIVERY_ERRORS:
                 name = "someone"
             self._names[user_id] = name
-        return to_plain(text, lambda user_id: self._names.get(user_id, "someone"))
+        return self._names[user_id]

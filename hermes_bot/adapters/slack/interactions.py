@@ -52,10 +52,12 @@ class Interactions:
         """Why ``origin`` is not answered now (allow lists, then the rate limit), or None."""
         gate = self.bot.gate
         if not gate.allows(origin):
+            self.bot.pipeline.telemetry.refused("slack", "refused")
             return REFUSAL
         decision = gate.admit(origin.user)
         if decision.verdict is Verdict.ANSWER:
             return None
+        self.bot.pipeline.telemetry.refused("slack", "cooldown")
         return gate.cooldown_notice(decision.retry_after)
 
     async def on_command(
@@ -74,11 +76,11 @@ class Interactions:
             await ack(text=REFUSAL)
             return
         if name == "reset":
-            self.bot.pipeline.reset(key)
+            await self.bot.pipeline.reset(key)
             await ack(text=RESET_NOTICE)
             return
         if name == "status":
-            status = self.bot.status(key)
+            status = await self.bot.status(key)
             await ack(text=status.text, blocks=status.blocks)
             return
         refusal = self._refusal(origin)

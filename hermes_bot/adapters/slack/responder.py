@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 from hermes_bot.adapters.slack.streaming import DELIVERY_ERRORS, SlackReplyWriter
+from hermes_bot.conversation import Context
 from hermes_bot.pipeline import ErrorReply, Pipeline, Reply
 
 _log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Responder:
         text: str,
         writer: SlackReplyWriter,
         *,
+        context: Context | None = None,
         forced_tool: str | None = None,
         source: Source | None = None,
     ) -> Reply | None:
@@ -54,7 +56,7 @@ class Responder:
         try:
             await writer.start()
             reply = await self.pipeline.respond(
-                key, text, forced_tool=forced_tool, on_text=writer.on_text
+                key, text, context=context, forced_tool=forced_tool, on_text=writer.on_text
             )
             try:
                 await writer.finish(reply)

@@ -105,7 +105,7 @@ async def test_usage_refusals_reset_and_status_are_private_on_the_ack(fake, star
     status_fields = " ".join(f["text"] for f in notes[1]["blocks"][1]["fields"])
     assert "scripted" in status_fields and "2 messages remembered" in status_fields
     assert "forgotten" in notes[2]["text"]
-    assert running.pipeline.history_length(f"slack:T0TEAM:dm:{dm_channel(ALICE)}") == 0
+    assert await running.pipeline.history_length(f"slack:T0TEAM:dm:{dm_channel(ALICE)}") == 0
     assert fake.bot_messages(GENERAL) == []
 
 
@@ -120,7 +120,7 @@ async def test_in_a_thread_the_mention_form_does_what_slash_commands_do(fake, st
     await fake.wait_for(lambda: fake.ephemerals_for(ALICE))
     assert fake.ephemerals_for(ALICE)[0]["thread_ts"] == root["ts"]
     key = f"slack:T0TEAM:thread:{GENERAL}:{root['ts']}"
-    assert running.pipeline.history_length(key) == 0
+    assert await running.pipeline.history_length(key) == 0
 
 
 def test_parse_command_reads_the_mention_form():

@@ -98,3 +98,14 @@ async def test_deleting_the_question_withdraws_the_answer(fake, start_bot):
     await fake.post("barrier", mention=True)
     await fake.wait_for(lambda: "barrier" in "".join(_texts(fake.bot_messages(GENERAL))))
     assert len(fake.bot_messages(GENERAL)) == 1
+
+
+async def test_speakers_in_a_thread_are_named_in_the_prompt(fake, start_bot):
+    running = await start_bot(["hello both", "hi Bob"])
+    root = await fake.post("hi, I'm here", mention=True, user=ALICE)
+    await fake.wait_for(lambda: "both" in "".join(_texts(fake.bot_messages(GENERAL))))
+    await fake.post("me too", user=BOB, thread_ts=root["ts"])
+    await fake.wait_for(lambda: "Bob" in "".join(_texts(fake.bot_messages(GENERAL))))
+    prompt = running.backend.requests[-1].prompt
+    assert "hi, I'm here" in prompt and "me too" in prompt
+    assert "alice: hi, I'm here" in prompt and "bob: me too" in prompt
