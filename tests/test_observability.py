@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from hermes_bot.backend import BackendStats
 from hermes_bot.config import Settings
 from hermes_bot.conversation import Context, Speaker
 from hermes_bot.errors import Busy, GenerationError
@@ -100,3 +104,34 @@ def test_json_logs_are_one_object_per_line():
     entry = json.loads(JsonFormatter().format(record))
     assert entry["level"] == "WARNING" and entry["message"] == "a b"
     assert entry["logger"] == "hermes_bot.x"
+
+
+def test_a_stuck_queue_fails_the_health_check(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr("hermes_bot.observability.time.monotonic", lambda: now[0])
+    stats = BackendStats(model="m", device="cpu", queue_depth=3, running=1, completed=5)
+    telemetry = Telemetry(stuck_after=60)
+    telemetry.backend_stats = lambda: stats
+    assert telemetry.check_health()["model"][0]
+    now[0] += 59
+    assert telemetry.check_health()["model"][0]
+    now[0] += 2  # requests waiting and none finished for over a minute
+    assert telemetry.check_health()["model"] == (False, "no request finished for 61 s")
+    stats = BackendStats(model="m", device="cpu", queue_depth=3, running=1, completed=6)
+    assert telemetry.check_health()["model"][0]  # progress again
+
+
+def test_bot_py_writes_json_logs_to_a_file(tmp_path):
+    log = tmp_path / "bot.log"
+    script = (
+        "import logging, bot\n"
+        "from hermes_bot.config import LoggingSettings\n"
+        f"bot.setup_logging(LoggingSettings(format='json', file={str(log)!r}))\n"
+        "logging.getLogger('hermes_bot.test').warning('disk %s', 'full')\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    [line] = log.read_text().splitlines()
+    assert json.loads(line)["message"] == "disk full"
+    assert json.loads(done.stderr.strip())["logger"] == "hermes_bot.test"

@@ -46,6 +46,7 @@ async def spawn_against(fake: FakeDiscord, *args: str, **env: str) -> asyncio.su
             "DISCORD_TOKEN": TOKEN,
             "HERMES_BOT_DISCORD__API_BASE_URL": fake.api_base_url,
             "HERMES_BOT_DISCORD__GATEWAY_URL": fake.gateway_url,
+            "HERMES_BOT_STORAGE__BACKEND": "memory",  # no database in the repository
             **env,
         },
         stdout=asyncio.subprocess.PIPE,
