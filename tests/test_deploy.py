@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hermes_bot.config import Settings
+from hermes_bot.config import Settings, load_settings
 from hermes_bot.conversation import ConversationStore
 from hermes_bot.observability import Telemetry
 
@@ -40,7 +40,7 @@ def test_compose_has_a_local_and_a_vllm_profile_sharing_volumes() -> None:
     )
 
 
-def test_compose_and_dockerfile_settings_are_real_settings(monkeypatch) -> None:
+def test_compose_and_dockerfile_settings_are_real_settings() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     env = dict(re.findall(r"(HERMES_BOT_\w+)=(\S+)", dockerfile))
     for service in _compose()["services"].values():
@@ -51,9 +51,7 @@ def test_compose_and_dockerfile_settings_are_real_settings(monkeypatch) -> None:
         )
     if "remote" not in Settings.model_fields:  # the remote backend lands separately
         env = {k: v for k, v in env.items() if not k.startswith("HERMES_BOT_REMOTE__")}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    settings = Settings()
+    settings = load_settings(environ=env)  # unknown or invalid variables are errors
     assert str(settings.storage.path) == "/data/conversations.db"
     assert settings.metrics.enabled and settings.metrics.host == "0.0.0.0"
 

@@ -121,17 +121,18 @@ def test_a_stuck_queue_fails_the_health_check(monkeypatch):
     assert telemetry.check_health()["model"][0]  # progress again
 
 
-def test_bot_py_writes_json_logs_to_a_file(tmp_path):
+def test_json_logs_can_go_to_a_file(tmp_path):
     log = tmp_path / "bot.log"
     script = (
-        "import logging, bot\n"
-        "from hermes_bot.config import LoggingSettings\n"
-        f"bot.setup_logging(LoggingSettings(format='json', file={str(log)!r}))\n"
+        "import logging\n"
+        "from pathlib import Path\n"
+        "from hermes_bot.cli import setup_logging\n"
+        f"setup_logging('INFO', Path({str(log)!r}), 'json')\n"
         "logging.getLogger('hermes_bot.test').warning('disk %s', 'full')\n"
     )
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     [line] = log.read_text().splitlines()
-    assert json.loads(line)["message"] == "disk full"
-    assert json.loads(done.stderr.strip())["logger"] == "hermes_bot.test"
+    entry = json.loads(line)
+    assert entry["message"] == "disk full" and entry["logger"] == "hermes_bot.test"
