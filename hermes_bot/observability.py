@@ -195,6 +195,8 @@ class Telemetry:
         stats = self.backend_stats()
         if stats.device == "not loaded":
             return False, "model not loaded"
+        if stats.servers and not any(server.state == "up" for server in stats.servers):
+            return False, "no inference server is up"
         done = stats.completed + stats.failed
         now = time.monotonic()
         if done != self._progress[0] or not (stats.queue_depth or stats.running):

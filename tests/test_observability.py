@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hermes_bot.backend import BackendStats
+from hermes_bot.backend import BackendStats, ServerStatus
 from hermes_bot.config import Settings
 from hermes_bot.conversation import Context, Speaker
 from hermes_bot.errors import Busy, GenerationError
@@ -136,3 +136,14 @@ def test_json_logs_can_go_to_a_file(tmp_path):
     [line] = log.read_text().splitlines()
     entry = json.loads(line)
     assert entry["message"] == "disk full" and entry["logger"] == "hermes_bot.test"
+
+
+def test_a_remote_backend_with_every_server_down_is_unhealthy():
+    down = ServerStatus("http://gpu-1:8000/v1", "down", "vllm", last_error="refused")
+    up = ServerStatus("http://gpu-2:8000/v1", "up", "vllm")
+    telemetry = Telemetry()
+    servers = [(down, down)]
+    telemetry.backend_stats = lambda: BackendStats("m", "remote", servers=servers[-1])
+    assert telemetry.check_health()["model"] == (False, "no inference server is up")
+    servers.append((down, up))
+    assert telemetry.check_health()["model"][0]
