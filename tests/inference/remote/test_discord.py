@@ -34,7 +34,7 @@ async def test_a_streamed_answer_reaches_discord_unchanged(
             lambda: (m := fake.bot_messages(GENERAL_ID)) and "▌" not in m[0]["content"] and m,
             timeout=60,
         )
-        [_, answer] = run.pipeline.conversations.history(f"discord:channel:{GENERAL_ID}")
+        [_, answer] = await run.pipeline.conversations.history(f"discord:channel:{GENERAL_ID}")
         assert reply["content"] == answer.content
         edits = fake.requests("PATCH", "channels", str(GENERAL_ID), "messages")
         assert edits  # it was streamed: posted, then edited as text arrived
