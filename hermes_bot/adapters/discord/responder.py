@@ -63,11 +63,6 @@ class Responder:
         while len(self._keys) > _REMEMBERED_MESSAGES:
             self._keys.popitem(last=False)
 
-    @property
-    def inflight(self) -> int:
-        """Turns accepted and not yet shown."""
-        return len(self._turns)
-
     async def answer(
         self,
         key: str,
