@@ -23,11 +23,14 @@ def truncate(text: str, limit: int) -> str:
 
 
 def _hard_cut(line: str, cap: int) -> int:
-    """Where to cut a line with no space: never inside a run of backticks."""
-    cut = cap
-    while cut > cap // 2 and "`" in line[cut - 1 : cut + 1]:
-        cut -= 1
-    return cut
+    """Where to cut a line with no space: inside a run of backticks only after whole fences,
+    so the pieces hold as many fences as the line."""
+    if line[cap - 1 : cap + 1] != "``":
+        return cap
+    start = cap - 1
+    while start > 0 and line[start - 1] == "`":
+        start -= 1
+    return start + (cap - start) // 3 * 3 or cap
 
 
 def _pieces(text: str, cap: int) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hermes_bot.adapters.discord.embeds import make_embed, tool_embed
@@ -12,11 +12,12 @@ from hermes_bot.tools import Joke, SongRecommendation
 
 @settings(max_examples=150, deadline=None)
 @given(
-    st.lists(st.sampled_from(["ab", "c", " ", "\n", "```", "```py\n", "é"]), max_size=1500).map(
-        "".join
-    ),
+    st.lists(
+        st.sampled_from(["ab", "c", " ", "\n", "```", "```py\n", "é", "`"]), max_size=1500
+    ).map("".join),
     st.integers(min_value=40, max_value=2000),
 )
+@example("ab" * 18 + "`" * 9 + "ab", 40)  # a cut inside a run of backticks made a 4th fence
 def test_split_chunks_are_non_empty_within_the_limit_with_balanced_fences(text, limit):
     chunks = split_text(text, limit)
     assert all(chunk.strip() and len(chunk) <= limit for chunk in chunks)
