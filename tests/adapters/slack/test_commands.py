@@ -129,3 +129,11 @@ def test_parse_command_reads_the_mention_form():
     assert parse_command("/book").usage == "Usage: `/book <your interest>`"
     assert parse_command("/unknown thing") is None
     assert parse_command("tell me a /joke") is None
+
+
+async def test_where_the_bot_may_not_post_the_answer_goes_through_the_response_url(fake, start_bot):
+    await start_bot([SONG])
+    fake.fail("chat.postMessage", "not_in_channel")
+    await fake.slash("/song", "synthwave")
+    await fake.wait_for(lambda: "Nightcall" in str(fake.bot_messages(GENERAL)))
+    assert [c.result["ok"] for c in fake.api("response_url")] == [True]
