@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote_plus
 
 from hermes_bot.adapters.slack.mrkdwn import escape, to_mrkdwn
 from hermes_bot.adapters.status import status_fields
 from hermes_bot.adapters.text import split_text, truncate
 from hermes_bot.backend import BackendStats
 from hermes_bot.pipeline import ErrorReply, Reply, TextReply, ToolReply
-from hermes_bot.tools import BookRecommendation, Joke, SongRecommendation, Tool
+from hermes_bot.tools import Tool, card_of, spec_of
 
 Block = dict[str, Any]
 
@@ -28,16 +27,10 @@ MAX_BLOCKS = 50
 SECTIONS_PER_MESSAGE = 10  # 30,000 characters: under the 40,000 a message may carry
 FALLBACK_LIMIT = 300
 FOOTER = "hermes-bot · AI-generated, double-check before relying on it"
-JOKE_SHOW = "hermes_joke_show"
-JOKE_AGAIN = "hermes_joke_again"
-_SONG_SEARCHES = [
-    ("YouTube", "https://www.youtube.com/results?search_query={}"),
-    ("Spotify", "https://open.spotify.com/search/{}"),
-]
-_BOOK_SEARCHES = [
-    ("Open Library", "https://openlibrary.org/search?q={}"),
-    ("Google Books", "https://www.google.com/search?tbm=bks&q={}"),
-]
+REVEAL = "hermes_reveal"
+FOLLOW_UP = "hermes_follow_up:"  # then the tool's name
+SECTION_FIELDS = 10
+FIELD_LIMIT = 2000
 
 
 @dataclass
@@ -88,60 +81,32 @@ def text_messages(markdown: str, *, mark: str = "") -> list[SlackMessage]:
     ]
 
 
-def _searches(searches: list[tuple[str, str]], query: str) -> str:
-    encoded = quote_plus(truncate(query, 200))
-    return " · ".join(f"<{url.format(encoded)}|{label}>" for label, url in searches)
-
-
-def joke_card(joke: Joke) -> SlackMessage:
-    """The setup in plain sight, the answer behind a button."""
-    blocks = [
-        header("😄 Here's a joke"),
-        section(escape(joke.setup)),
-        {
-            "type": "actions",
-            "elements": [
-                button("Show answer", JOKE_SHOW, truncate(joke.answer, BUTTON_VALUE_LIMIT)),
-                button("🔁 Another one", JOKE_AGAIN, "again"),
-            ],
-        },
-        context(FOOTER),
-    ]
-    return SlackMessage(f"Here's a joke: {_fallback(escape(joke.setup))}", blocks)
-
-
-def _recommendation_card(
-    title: str, recommended: str, interest: str, searches: list[tuple[str, str]]
-) -> SlackMessage:
-    blocks = [
-        header(title),
-        section(f"*{escape(truncate(recommended, SECTION_LIMIT - 2))}*"),
-        {
-            "type": "section",
-            "fields": [
-                {"type": "mrkdwn", "text": f"*Because you like*\n{escape(interest)}"},
-                {"type": "mrkdwn", "text": f"*Find it*\n{_searches(searches, recommended)}"},
-            ],
-        },
-        context(FOOTER),
-    ]
-    return SlackMessage(f"{title}: {_fallback(escape(recommended))}", blocks)
-
-
 def tool_card(tool: Tool) -> SlackMessage:
-    """The card for any validated tool."""
-    match tool:
-        case Joke():
-            return joke_card(tool)
-        case SongRecommendation():
-            return _recommendation_card(
-                "🎵 A song for you", tool.recommended_song, tool.interest, _SONG_SEARCHES
-            )
-        case BookRecommendation():
-            return _recommendation_card(
-                "📚 A book for you", tool.recommended_book, tool.interest, _BOOK_SEARCHES
-            )
-    raise TypeError(f"no card for {type(tool).__name__}")
+    """The card of any validated tool, from its declaration: the headline, fields and
+    links, the secret behind a button, and the follow-up button."""
+    spec, card = spec_of(tool), card_of(tool)
+    title = f"{card.emoji} {card.title}"
+    blocks = [header(title), section(f"*{escape(truncate(card.headline, SECTION_LIMIT - 2))}*")]
+    fields = [_field(label, escape(value)) for label, value in card.fields]
+    if card.links:
+        links = " · ".join(f"<{url}|{escape(label)}>" for label, url in card.links)
+        fields.append(_field(card.links_label or "Links", links))
+    if fields:
+        blocks.append({"type": "section", "fields": fields[:SECTION_FIELDS]})
+    buttons = []
+    if card.secret is not None:
+        buttons.append(button("Show answer", REVEAL, truncate(card.secret, BUTTON_VALUE_LIMIT)))
+    if spec.follow_up is not None:
+        label = f"{spec.follow_up.emoji} {spec.follow_up.label}".strip()
+        buttons.append(button(label, f"{FOLLOW_UP}{spec.name}", spec.name))
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
+    blocks.append(context(FOOTER))
+    return SlackMessage(f"{title}: {_fallback(escape(card.headline))}", blocks)
+
+
+def _field(label: str, mrkdwn: str) -> Block:
+    return {"type": "mrkdwn", "text": truncate(f"*{escape(label)}*\n{mrkdwn}", FIELD_LIMIT)}
 
 
 def reply_messages(reply: Reply) -> list[SlackMessage]:

@@ -1,7 +1,9 @@
 """What a Slack user can ask for: the commands, how they read, which conversation they join.
 
-The same commands work as slash commands (``/song synthwave``) and, where Slack
-has no slash commands (threads), after a mention (``@hermes /song synthwave``).
+One command per registered tool (its declaration gives the name, option and
+prompt), plus ``/chat``, ``/reset`` and ``/status``. They work as slash commands
+(``/song synthwave``) and, where Slack has none (threads), after a mention
+(``@hermes /song synthwave``).
 """
 
 from __future__ import annotations
@@ -9,31 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hermes_bot.tool_spec import ToolSpec
+from hermes_bot.tools import SPECS
+
 REFUSAL = "Sorry, I'm not enabled for you here. Ask a workspace admin if you think I should be."
 RESET_NOTICE = "🧹 Conversation forgotten. Let's start fresh."
-ANOTHER_JOKE = "Tell me another joke, a different one."
-_COMMAND = re.compile(r"^/([a-z]+)(?:\s+(.*))?$", re.DOTALL)
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One command: the tool it forces, its prompt, and whether it needs text."""
-
-    forced_tool: str | None
-    prompt: str
-    argument: str | None = None
-    """What the text means; None when the command takes none."""
-    optional: bool = False
-
-
-COMMANDS: dict[str, Spec] = {
-    "joke": Spec("Joke", "Tell me a joke.", "a topic", optional=True),
-    "song": Spec("SongRecommendation", "Recommend me a song. My interest: {text}", "your interest"),
-    "book": Spec("BookRecommendation", "Recommend me a book. My interest: {text}", "your interest"),
-    "chat": Spec(None, "{text}", "your message"),
-    "reset": Spec(None, ""),
-    "status": Spec(None, ""),
-}
+_COMMAND = re.compile(r"^/([a-z][a-z0-9_-]*)(?:\s+(.*))?$", re.DOTALL)
+BUILT_IN = ("chat", "reset", "status")
 
 
 @dataclass(frozen=True)
@@ -46,17 +30,33 @@ class Command:
     usage: str | None = None
 
 
+def command_names() -> list[str]:
+    """One command per registered tool (in registry order), then the built-in ones."""
+    return [spec.command for spec in SPECS.values()] + list(BUILT_IN)
+
+
+def _tool_command(spec: ToolSpec, text: str) -> Command:
+    name, option = spec.command, spec.option
+    if option is None:
+        prompt = spec.command_prompt()
+        return Command(name, f"{prompt} About: {text}" if text else prompt, spec.name)
+    if not text:
+        return Command(name, usage=f"Usage: `/{name} <{option.name}>` ({option.description})")
+    if len(text) > option.max_length:
+        usage = f"`/{name}`: keep the {option.name} under {option.max_length} characters."
+        return Command(name, usage=usage)
+    return Command(name, spec.command_prompt(text), spec.name)
+
+
 def build_command(name: str, text: str) -> Command | None:
     """The command ``/name text``, or None when ``name`` is not one of the bot's."""
-    spec = COMMANDS.get(name)
-    if spec is None:
-        return None
     text = text.strip()
-    if spec.argument is not None and not text and not spec.optional:
-        return Command(name, usage=f"Usage: `/{name} <{spec.argument}>`")
-    if name == "joke" and text:
-        return Command(name, f"Tell me a joke about {text}.", spec.forced_tool)
-    return Command(name, spec.prompt.format(text=text), spec.forced_tool)
+    spec = next((spec for spec in SPECS.values() if spec.command == name), None)
+    if spec is not None:
+        return _tool_command(spec, text)
+    if name == "chat":
+        return Command(name, text) if text else Command(name, usage="Usage: `/chat <your message>`")
+    return Command(name) if name in BUILT_IN else None
 
 
 def parse_command(text: str) -> Command | None:

@@ -9,24 +9,25 @@ streamed like any answer (or through the response URL where the bot may not post
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from hermes_bot.adapters.gate import Origin, Verdict
-from hermes_bot.adapters.slack.blocks import JOKE_AGAIN, JOKE_SHOW, reply_messages
+from hermes_bot.adapters.slack.blocks import FOLLOW_UP, REVEAL, reply_messages
 from hermes_bot.adapters.slack.commands import (
-    ANOTHER_JOKE,
-    COMMANDS,
     REFUSAL,
     RESET_NOTICE,
     Command,
     build_command,
+    command_names,
     conversation_key,
 )
 from hermes_bot.adapters.slack.mrkdwn import escape
 from hermes_bot.adapters.slack.streaming import DELIVERY_ERRORS
+from hermes_bot.tools import SPECS
 
 if TYPE_CHECKING:
     from slack_bolt.app.async_app import AsyncApp
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from hermes_bot.adapters.slack.app import SlackBot
 
 _log = logging.getLogger(__name__)
+
+GONE = "That button belongs to a tool this bot no longer has."
 
 
 class Interactions:
@@ -43,10 +46,10 @@ class Interactions:
         self.bot = bot
 
     def register(self, app: AsyncApp) -> None:
-        for name in COMMANDS:
+        for name in command_names():
             app.command(f"/{name}")(self.on_command)
-        app.action(JOKE_SHOW)(self.on_show_answer)
-        app.action(JOKE_AGAIN)(self.on_another_joke)
+        app.action(REVEAL)(self.on_reveal)
+        app.action(re.compile(f"^{re.escape(FOLLOW_UP)}"))(self.on_follow_up)
 
     def _refusal(self, origin: Origin) -> str | None:
         """Why ``origin`` is not answered now (allow lists, then the rate limit), or None."""
@@ -63,7 +66,8 @@ class Interactions:
     async def on_command(
         self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond
     ) -> None:
-        """``/joke``, ``/song``, ``/book``, ``/chat``, ``/reset``, ``/status``."""
+        """Every command: one per tool (``/joke``, ``/song``, ...), ``/chat``, ``/reset``,
+        ``/status``."""
         name = command["command"].lstrip("/")
         parsed = build_command(name, command.get("text", ""))
         team, channel, user = command["team_id"], command["channel_id"], command["user_id"]
@@ -122,21 +126,24 @@ class Interactions:
                 _log.error("could not answer /%s in %s: %r", command.name, channel, error)
                 return
 
-    async def on_show_answer(
-        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
-    ) -> None:
-        """ "Show answer": the punchline, only to whoever clicked."""
+    async def on_reveal(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        """The "Show answer" button: a card's secret (a joke's punchline), only to the clicker."""
         await ack()
         answer = body["actions"][0].get("value", "")
         await respond(
             text=f"*Answer:* {escape(answer)}", response_type="ephemeral", replace_original=False
         )
 
-    async def on_another_joke(
+    async def on_follow_up(
         self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond
     ) -> None:
-        """ "Another one": a new joke in the same conversation, under the same card."""
+        """A card's follow-up ("Another one"): the same tool again, in the same conversation."""
         await ack()
+        action = body["actions"][0]
+        spec = SPECS.get(action["action_id"].removeprefix(FOLLOW_UP))
+        if spec is None or spec.follow_up is None:
+            await respond(text=GONE, response_type="ephemeral", replace_original=False)
+            return
         container = body.get("container", {})
         channel = container.get("channel_id") or body["channel"]["id"]
         thread_ts = container.get("thread_ts")
@@ -146,5 +153,5 @@ class Interactions:
             await respond(text=refusal, response_type="ephemeral", replace_original=False)
             return
         key = conversation_key(team, channel, thread_ts, dm=channel.startswith("D"))
-        command = Command("joke", ANOTHER_JOKE, "Joke")
+        command = Command(spec.command, spec.follow_up.prompt, spec.name)
         await self._answer(command, key, channel, thread_ts, respond)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hermes_bot.adapters.slack import run_slack
-from hermes_bot.adapters.slack.commands import COMMANDS
+from hermes_bot.adapters.slack.commands import command_names
 from hermes_bot.config import Settings, SlackSettings
 from hermes_bot.errors import ConfigError
 from hermes_bot.pipeline import Pipeline
@@ -60,7 +60,7 @@ async def test_run_slack_answers_until_stopped_then_closes(fake):
 def test_the_app_manifest_matches_what_the_adapter_serves():
     manifest = json.loads((ROOT / "deploy" / "slack-app-manifest.json").read_text())
     commands = [c["command"].lstrip("/") for c in manifest["features"]["slash_commands"]]
-    assert commands == list(COMMANDS)
+    assert commands == command_names()
     settings = manifest["settings"]
     assert settings["socket_mode_enabled"] and settings["interactivity"]["is_enabled"]
     assert {"app_mention", "message.channels", "message.im"} <= set(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from hermes_bot.adapters.slack.blocks import JOKE_AGAIN, JOKE_SHOW
+from hermes_bot.adapters.slack.blocks import FOLLOW_UP, REVEAL
 from hermes_bot.adapters.slack.commands import parse_command
 from tests.adapters.discord.markup import BOOK, JOKE, SONG, call
 from tests.adapters.slack.fake_slack import ALICE, BOB, GENERAL, dm_channel
@@ -55,10 +55,10 @@ async def test_show_answer_is_private_and_another_one_adds_a_joke(fake, start_bo
     card = (
         await fake.wait_for(lambda: [m for m in fake.bot_messages(GENERAL) if "joke" in m["text"]])
     )[0]
-    await fake.click(card, JOKE_SHOW, user=BOB)
+    await fake.click(card, REVEAL, user=BOB)
     shown = await fake.wait_for(lambda: fake.ephemerals_for(BOB))
     assert "To get to the other batch." in shown[0]["text"]
-    await fake.click(card, JOKE_AGAIN)
+    await fake.click(card, FOLLOW_UP + "Joke")
     await fake.wait_for(
         lambda: len([m for m in fake.bot_messages(GENERAL) if "joke" in m["text"]]) == 2
     )
@@ -96,12 +96,14 @@ async def test_usage_refusals_reset_and_status_are_private_on_the_ack(fake, star
             and "hello" in fake.bot_messages(dm_channel(ALICE))[0]["text"]
         )
     )
+    await fake.wait_for(lambda: len(fake.ephemerals_for(ALICE)) == 1)
     await fake.slash("/status", channel=dm_channel(ALICE))
+    await fake.wait_for(lambda: len(fake.ephemerals_for(ALICE)) == 2)
     await fake.slash("/reset", channel=dm_channel(ALICE))
     notes = await fake.wait_for(
         lambda: len(fake.ephemerals_for(ALICE)) == 3 and fake.ephemerals_for(ALICE)
     )
-    assert "Usage: `/song <your interest>`" in notes[0]["text"]
+    assert "Usage: `/song <interest>`" in notes[0]["text"]
     status_fields = " ".join(f["text"] for f in notes[1]["blocks"][1]["fields"])
     assert "scripted" in status_fields and "2 messages remembered" in status_fields
     assert "forgotten" in notes[2]["text"]
@@ -126,7 +128,9 @@ async def test_in_a_thread_the_mention_form_does_what_slash_commands_do(fake, st
 def test_parse_command_reads_the_mention_form():
     assert parse_command("/song  jazz fusion").prompt.endswith("My interest: jazz fusion")
     assert parse_command("/joke").forced_tool == "Joke"
-    assert parse_command("/book").usage == "Usage: `/book <your interest>`"
+    assert parse_command("/book").usage.startswith("Usage: `/book <interest>`")
+    assert "under 200 characters" in parse_command("/book " + "x" * 201).usage
+    assert parse_command("/joke about cats").prompt == "Tell me a joke. About: about cats"
     assert parse_command("/unknown thing") is None
     assert parse_command("tell me a /joke") is None
 

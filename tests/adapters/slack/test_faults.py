@@ -109,16 +109,19 @@ async def test_allow_lists_refuse_privately_and_the_rate_limit_warns_once_then_r
     )
     for user in (ALICE, BOB, CAROL):
         assert "not enabled for you here" in fake.ephemerals_for(user)[0]["text"]
-    messages = [await fake.post(f"m{i}", mention=True, user=DAVE) for i in range(4)]
-    await fake.wait_for(
-        lambda: (
-            fake.ephemerals_for(DAVE)
-            and fake.messages[(GENERAL, messages[3]["ts"])].get("reactions")
-        )
-    )
+    # One at a time, each waited for, so the limit counts them in this order.
+    outcomes = [
+        lambda m: _answers(fake, GENERAL, m["ts"]),
+        lambda m: _answers(fake, GENERAL, m["ts"]),
+        lambda m: fake.ephemerals_for(DAVE),
+        lambda m: fake.messages[(GENERAL, m["ts"])].get("reactions"),
+    ]
+    messages = []
+    for i, outcome in enumerate(outcomes):
+        messages.append(await fake.post(f"m{i}", mention=True, user=DAVE))
+        await fake.wait_for(lambda outcome=outcome: outcome(messages[-1]))
     assert "too quickly" in fake.ephemerals_for(DAVE)[0]["text"]
     assert len(fake.ephemerals_for(DAVE)) == 1
-    await fake.wait_for(lambda: all(_answers(fake, GENERAL, m["ts"]) for m in messages[:2]))
     assert [bool(_answers(fake, GENERAL, m["ts"])) for m in messages] == [True, True, False, False]
     assert len(running.backend.requests) == 2
 
