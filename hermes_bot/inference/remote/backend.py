@@ -54,6 +54,26 @@ class Restart:
 RESTART = Restart()
 
 
+def _all_failed(kinds: list[str], last: str) -> GenerationError | Busy:
+    """The error for a request no server took, worded for what went wrong everywhere."""
+    detail = f"no inference server could take the request; last: {last}"
+    if kinds and all(kind == "busy" for kind in kinds):
+        return Busy(f"every inference server is busy ({last})")
+    if kinds and all(kind == "auth" for kind in kinds):
+        return GenerationError(
+            detail,
+            user_message="The model server refused the bot's API key. "
+            "Ask the bot's owner to check remote.api_key.",
+        )
+    if kinds and all(kind == "model" for kind in kinds):
+        return GenerationError(
+            detail,
+            user_message="The model server does not serve the configured model. "
+            "Ask the bot's owner to check remote.model.",
+        )
+    return ServerUnreachable(detail)
+
+
 def _stopped_mid_answer(detail: str) -> GenerationError:
     return GenerationError(
         f"a server failed mid-answer and no other could continue: {detail}",
@@ -194,7 +214,7 @@ class RemoteBackend:
             request.timeout or self._settings.request_timeout,
         )
         tried: set[str] = set()
-        busy = 0
+        kinds: list[str] = []  # why each server tried could not answer
         last = "no server is up"
         text = ""  # what the servers have written so far, the opening tag not included
         while (server := self._pool.pick(tried)) is not None:
@@ -236,14 +256,13 @@ class RemoteBackend:
                         raise _stopped_mid_answer(last) from None
                     text = ""
                     yield RESTART
-                busy += failure.kind == "busy"
+                kinds.append(failure.kind)
             finally:
                 server.outstanding -= 1
         if text:
             raise _stopped_mid_answer(last)
-        if busy and busy == len(tried):
-            raise Busy(f"every inference server is busy ({last})")
-        raise ServerUnreachable(f"no inference server could take the request; last: {last}")
+        # No server tried: all were down already; say why they went down.
+        raise _all_failed(kinds or [s.last_failure for s in self._pool.down()], last)
 
     def _handle_failure(
         self, server: Server, failure: ServerFailure, body: dict[str, Any], tried: set[str]
@@ -268,7 +287,7 @@ class RemoteBackend:
             )
         server.failed += 1
         if failure.kind != "busy":
-            self._pool.mark_down(server, str(failure))
+            self._pool.mark_down(server, failure)
         _log.warning("%s could not take a request (%s); trying another", server.url, failure)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:

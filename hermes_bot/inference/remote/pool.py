@@ -34,6 +34,7 @@ class Server:
     completed: int = 0
     failed: int = 0
     last_error: str = ""
+    last_failure: str = ""  # the kind of the last failure (client.FailureKind)
     down_since: float = 0.0
     plain: bool = False  # rejected extra fields once: send only OpenAI fields
     _order: int = field(default=0, repr=False)
@@ -71,7 +72,7 @@ class ServerPool:
         try:
             listing = await get_json(session, f"{server.url}/models", headers, timeout)
         except ServerFailure as failure:
-            self.mark_down(server, str(failure))
+            self.mark_down(server, failure)
             return None
         if self._detect_engine:
             name = engine_from_models(listing)
@@ -90,9 +91,10 @@ class ServerPool:
         best._order = next(self._turns)
         return best
 
-    def mark_down(self, server: Server, reason: str) -> None:
+    def mark_down(self, server: Server, failure: ServerFailure) -> None:
         """Take ``server`` out of rotation until a probe succeeds."""
-        server.last_error = reason
+        reason = str(failure)
+        server.last_error, server.last_failure = reason, failure.kind
         if server.up:
             server.up = False
             server.down_since = time.monotonic()

@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=2)
     parser.add_argument("--slot-tokens", type=int, default=2048)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--api-key", default="")
     args = parser.parse_args()
     params = xllamacpp.CommonParams()
     params.model.path = args.model
@@ -39,6 +40,8 @@ def main() -> None:
     params.hostnames = ["127.0.0.1"]
     params.port = args.port or _free_port()
     params.warmup = False
+    if args.api_key:
+        params.api_keys = [args.api_key]
     server = xllamacpp.Server(params)
     print(server.listening_address, flush=True)
     stop = threading.Event()

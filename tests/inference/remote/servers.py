@@ -64,13 +64,21 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout:
 
 
 def start_llama_server(
-    gguf: Path, log_dir: Path, *, slots: int = 2, slot_tokens: int = 2048, port: int = 0
+    gguf: Path,
+    log_dir: Path,
+    *,
+    slots: int = 2,
+    slot_tokens: int = 2048,
+    port: int = 0,
+    api_key: str = "",
 ) -> RunningServer:
-    """llama.cpp's server on ``gguf``: one thread, context = slots x slot_tokens."""
+    """llama.cpp's server on ``gguf``: one thread, context = slots x slot_tokens; requests
+    need ``api_key`` when one is given."""
     started = time.monotonic()
     log = log_dir / f"llama-{time.monotonic_ns()}.log"
     command = [sys.executable, "-m", "tests.inference.remote.llama_server", str(gguf)]
     command += ["--slots", str(slots), "--slot-tokens", str(slot_tokens), "--port", str(port)]
+    command += ["--api-key", api_key] if api_key else []
     with log.open("wb") as stderr:
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr)
     assert process.stdout is not None

@@ -6,6 +6,8 @@ import asyncio
 
 import pytest
 
+from hermes_bot.backend import GenerationParams, GenerationRequest
+from hermes_bot.errors import PromptTooLong
 from hermes_bot.pipeline import ErrorReply, Pipeline, TextReply, ToolReply
 from tests.inference.remote.faulty_server import FaultyServer
 
@@ -68,3 +70,22 @@ async def test_requests_fail_over_from_a_broken_server_to_a_good_one(
 
 async def _ignore(text: str) -> None:
     pass
+
+
+async def test_a_wrong_api_key_is_named_and_the_right_one_works(llama_servers, make_remote):
+    server = llama_servers(api_key="sk-right")
+    good, settings = await make_remote([server.url], api_key="sk-right")
+    assert isinstance(await Pipeline.from_settings(good, settings).respond("a", "hi"), TextReply)
+    bad, settings = await make_remote([server.url], api_key="sk-wrong")
+    reply = await Pipeline.from_settings(bad, settings).respond("a", "hi")
+    assert reply == ErrorReply(
+        "The model server refused the bot's API key. Ask the bot's owner to check remote.api_key."
+    )
+
+
+async def test_a_prompt_the_server_cannot_fit_is_reported_as_too_long(llama_server, make_remote):
+    backend, _ = await make_remote([llama_server.url])
+    prompt = "<|im_start|>user\n" + "many words " * 3000 + "<|im_end|>\n<|im_start|>assistant\n"
+    with pytest.raises(PromptTooLong):
+        await backend.generate(GenerationRequest(prompt, GenerationParams(max_new_tokens=8)))
+    assert backend.stats().servers[0].state == "up"  # the server is fine; the prompt was not
