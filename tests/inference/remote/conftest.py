@@ -34,8 +34,9 @@ from tests.inference.remote.servers import (
 _EARLY: dict[str, RunningServer] = {}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    if any("transformers_server" in getattr(item, "fixturenames", ()) for item in items):
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # After deselection (-k, -m): only a run that will use the server starts it.
+    if any("transformers_server" in getattr(item, "fixturenames", ()) for item in session.items):
         from tests.tiny_model import build_tiny_model
 
         directory = Path(tempfile.mkdtemp(prefix="hermes-serve-"))
