@@ -2,10 +2,11 @@
 
 Requests go to ``/v1/completions`` (streamed), spread over the configured
 servers by least outstanding requests. A request that fails before its first
-token is retried on another server; one that fails after it ends with a
-clear error (the user has seen part of the answer). Forced calls end the
-prompt with the opening call tag and constrain the rest to the call's JSON
-schema where the engine takes one. No torch, no transformers.
+token is retried on another server; one that fails mid-answer continues on
+another server from the text so far (see ``failover.py`` for what each failure
+means). Forced calls end the prompt with the opening call tag and constrain the
+rest to the call's JSON schema where the engine takes one. No torch, no
+transformers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 
@@ -26,14 +26,11 @@ from hermes_bot.backend import (
     GenerationResult,
 )
 from hermes_bot.config import RemoteSettings, Settings
-from hermes_bot.errors import Busy, GenerationError, PromptTooLong, ServerUnreachable
+from hermes_bot.errors import GenerationError
 from hermes_bot.inference.metrics import Metrics
 from hermes_bot.inference.remote.client import Finish, ServerFailure, Timeouts, complete
-from hermes_bot.inference.remote.engines import (
-    OPENAI_FIELDS,
-    context_from_models,
-    engine,
-)
+from hermes_bot.inference.remote.engines import context_from_models, engine
+from hermes_bot.inference.remote.failover import all_failed, handle_failure, stopped_mid_answer
 from hermes_bot.inference.remote.gbnf import call_tags
 from hermes_bot.inference.remote.pool import Server, ServerPool
 from hermes_bot.inference.remote.tokens import (
@@ -52,33 +49,6 @@ class Restart:
 
 
 RESTART = Restart()
-
-
-def _all_failed(kinds: list[str], last: str) -> GenerationError | Busy:
-    """The error for a request no server took, worded for what went wrong everywhere."""
-    detail = f"no inference server could take the request; last: {last}"
-    if kinds and all(kind == "busy" for kind in kinds):
-        return Busy(f"every inference server is busy ({last})")
-    if kinds and all(kind == "auth" for kind in kinds):
-        return GenerationError(
-            detail,
-            user_message="The model server refused the bot's API key. "
-            "Ask the bot's owner to check remote.api_key.",
-        )
-    if kinds and all(kind == "model" for kind in kinds):
-        return GenerationError(
-            detail,
-            user_message="The model server does not serve the configured model. "
-            "Ask the bot's owner to check remote.model.",
-        )
-    return ServerUnreachable(detail)
-
-
-def _stopped_mid_answer(detail: str) -> GenerationError:
-    return GenerationError(
-        f"a server failed mid-answer and no other could continue: {detail}",
-        user_message="The model server stopped in the middle of my answer. Please try again.",
-    )
 
 
 class RemoteBackend:
@@ -250,45 +220,19 @@ class RemoteBackend:
                     yield item
             except ServerFailure as failure:
                 last = f"{server.url}: {failure}"
-                self._handle_failure(server, failure, body, tried)
+                handle_failure(self._pool, server, failure, body, tried)
                 if text and constraint is not None and constraint.mode != "off":
                     if not restartable:
-                        raise _stopped_mid_answer(last) from None
+                        raise stopped_mid_answer(last) from None
                     text = ""
                     yield RESTART
                 kinds.append(failure.kind)
             finally:
                 server.outstanding -= 1
         if text:
-            raise _stopped_mid_answer(last)
+            raise stopped_mid_answer(last)
         # No server tried: all were down already; say why they went down.
-        raise _all_failed(kinds or [s.last_failure for s in self._pool.down()], last)
-
-    def _handle_failure(
-        self, server: Server, failure: ServerFailure, body: dict[str, Any], tried: set[str]
-    ) -> None:
-        """Raise for failures another server would repeat; otherwise let the next one try."""
-        if failure.kind == "too_long":
-            raise PromptTooLong(f"{server.url}: {failure}")
-        if failure.kind == "unknown_fields" and not server.plain and set(body) - OPENAI_FIELDS:
-            _log.warning(
-                "%s rejected the %s fields; sending it only OpenAI fields from now on (%s)",
-                server.engine.name,
-                ", ".join(sorted(set(body) - OPENAI_FIELDS)),
-                failure,
-            )
-            server.plain = True
-            tried.discard(server.url)  # the same server again, without the extra fields
-            return
-        if failure.kind in ("rejected", "unknown_fields"):
-            raise GenerationError(
-                f"{server.url} rejected the request: {failure}",
-                user_message="The model server rejected that request. Please try again.",
-            )
-        server.failed += 1
-        if failure.kind != "busy":
-            self._pool.mark_down(server, failure)
-        _log.warning("%s could not take a request (%s); trying another", server.url, failure)
+        raise all_failed(kinds or [s.last_failure for s in self._pool.down()], last)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
         """Text deltas of the completion as the server sends them."""
