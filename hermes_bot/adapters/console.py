@@ -13,105 +13,30 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
-import textwrap
 import threading
-import unicodedata
+import time
 from collections.abc import Iterator
 from typing import TextIO
 
+from hermes_bot.adapters.status import status_fields
+from hermes_bot.adapters.terminal import ANSWER, LiveAnswer, render_box
 from hermes_bot.conversation import Context
-from hermes_bot.pipeline import ErrorReply, Pipeline, Reply, TextReply, ToolReply
-from hermes_bot.tools import Tool, card_of
+from hermes_bot.pipeline import Pipeline, Reply
+from hermes_bot.tool_spec import ToolSpec
+from hermes_bot.tools import SPECS
 
 _log = logging.getLogger(__name__)
 
 CONVERSATION_KEY = "console"
-HELP = (
-    "Type a message and press Enter. /reset forgets the conversation, "
-    "/forget-me deletes everything stored about you, /quit leaves."
-)
 PROMPT = "you> "
-ANSWER = "hermes> "
 # The reader thread's marks in the line queue: end of input, and Ctrl-C at the prompt.
 _EOF = None
 _INTERRUPT = "\x03"
 # Exit code when Ctrl-C comes while the model is still loading (like a shell's 128 + SIGINT).
 INTERRUPTED_WHILE_LOADING = 130
-
-
-def display_width(text: str) -> int:
-    """Terminal columns ``text`` takes (wide East Asian characters and emoji take two)."""
-    return sum(
-        0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1
-        for char in text
-    )
-
-
-def render_tool(tool: Tool) -> str:
-    """A tool reply as a small text card: headline, secret after "...", then the fields."""
-    card = card_of(tool)
-    title = f"{card.emoji} {card.title}"
-    lines = [card.headline, *([f"... {card.secret}"] if card.secret is not None else [])]
-    lines += [f"{label}: {value}" for label, value in card.fields]
-    body = [wrapped for line in lines for wrapped in textwrap.wrap(line, 68) or [""]]
-    inner = max(display_width(title) + 2, *(display_width(line) for line in body))
-    top = f"┌─ {title} " + "─" * (inner - display_width(title) - 2) + "─┐"
-    middle = [f"│ {line}{' ' * (inner - display_width(line))} │" for line in body]
-    return "\n".join([top, *middle, f"└{'─' * (inner + 2)}┘"])
-
-
-def render_reply(reply: Reply) -> str:
-    """The text the terminal shows for a reply."""
-    match reply:
-        case ToolReply(tools=tools, text=text):
-            return "\n".join([*([text] if text else []), *(render_tool(t) for t in tools)])
-        case TextReply(text=text):
-            return text
-        case ErrorReply(message=message):
-            return f"[!] {message}"
-    raise TypeError(f"unknown reply {reply!r}")
-
-
-class _Answer:
-    """One answer on screen: streamed on a terminal, erased and rewritten when it changed."""
-
-    def __init__(self, stdout: TextIO) -> None:
-        self._stdout = stdout
-        self.printed = ""
-
-    def _write(self, text: str) -> None:
-        self._stdout.write(text)
-        self._stdout.flush()
-
-    def _erase(self) -> None:
-        """Move back to the start of this answer and clear the screen below it."""
-        try:
-            columns = os.get_terminal_size(self._stdout.fileno()).columns
-        except (OSError, ValueError):
-            columns = 80
-        lines = (ANSWER + self.printed).split("\n")
-        rows = sum(max(1, -(-display_width(line) // columns)) for line in lines)
-        self._write("\r" + "\x1b[A" * (rows - 1) + "\x1b[J" + ANSWER)
-        self.printed = ""
-
-    def show(self, text: str) -> None:
-        """Make the screen show ``text`` as the answer so far."""
-        if not text.startswith(self.printed):
-            self._erase()
-        self._write(text[len(self.printed) :])
-        self.printed = text
-
-    async def on_text(self, visible: str) -> None:
-        self.show(visible)
-
-    def finish(self, reply: Reply) -> None:
-        self.show(render_reply(reply))
-        self._write("\n")
-
-    def stopped(self) -> None:
-        self._write(" [stopped]\n" if self.printed else "[stopped]\n")
 
 
 def _read_lines(stdin: TextIO, loop: asyncio.AbstractEventLoop, lines: asyncio.Queue) -> None:
@@ -154,6 +79,7 @@ class Console:
         self._echo = not _isatty(stdin)
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         self._phase = "loading"
+        self._started = time.monotonic()
         self._answering: asyncio.Task[Reply] | None = None
 
     def _interrupt(self) -> None:
@@ -181,7 +107,7 @@ class Console:
                 name="console-stdin",
                 daemon=True,
             ).start()
-            self._write(f"hermes-bot console. {HELP}\n")
+            self._write(f"hermes-bot console. {help_text()}\n")
             while True:
                 self._write(PROMPT)
                 line = await self._lines.get()
@@ -197,7 +123,9 @@ class Console:
 
     async def _handle(self, line: str) -> bool:
         """Act on one line; False when the chat is over."""
-        command = line.strip().lower()
+        word, _, rest = line.strip().partition(" ")
+        command = word.lower()
+        spec = _tool_command(command)
         if command in ("/quit", "/exit"):
             return False
         if command == "/reset":
@@ -207,16 +135,48 @@ class Console:
             removed = await self._pipeline.forget_user(Context().speaker.user_id)
             self._write(f"(deleted {removed} stored messages)\n")
         elif command in ("/help", "/?"):
-            self._write(HELP + "\n")
+            self._write(help_text() + "\n")
+        elif command == "/status":
+            self._write(await self._status() + "\n")
+        elif spec is not None:
+            await self._call(spec, rest.strip())
+        elif _COMMAND.fullmatch(command):
+            self._write(f"Unknown command {word}. {help_text()}\n")
         else:
             await self._answer(line)
         return True
 
-    async def _answer(self, text: str) -> None:
+    async def _call(self, spec: ToolSpec, value: str) -> None:
+        """A tool's command, as the slash command does it: a forced, valid call."""
+        option = spec.option
+        if option is None:
+            text = f"{spec.prompt} {value}".strip()
+        elif not value:
+            self._write(f"Usage: /{spec.command} <{option.name}> ({option.description})\n")
+            return
+        elif len(value) > option.max_length:
+            self._write(
+                f"[!] The {option.name} is too long ({len(value)} characters; the limit is "
+                f"{option.max_length}). Shorten it and try again.\n"
+            )
+            return
+        else:
+            text = spec.prompt.format(option=value)
+        await self._answer(text, forced_tool=spec.name)
+
+    async def _status(self) -> str:
+        uptime = time.monotonic() - self._started
+        history = await self._pipeline.history_length(CONVERSATION_KEY)
+        fields = status_fields(self._pipeline.stats(), uptime, history)
+        return render_box("Status", [f"{label}: {value}" for label, value in fields])
+
+    async def _answer(self, text: str, forced_tool: str | None = None) -> None:
         self._write(ANSWER)
-        answer = _Answer(self._stdout)
+        answer = LiveAnswer(self._stdout)
         on_text = answer.on_text if self._live else None
-        task = asyncio.create_task(self._pipeline.respond(CONVERSATION_KEY, text, on_text=on_text))
+        task = asyncio.create_task(
+            self._pipeline.respond(CONVERSATION_KEY, text, forced_tool=forced_tool, on_text=on_text)
+        )
         self._answering = task
         try:
             await asyncio.wait({task})
@@ -228,6 +188,26 @@ class Console:
             answer.stopped()
         else:
             answer.finish(task.result())
+
+
+_COMMAND = re.compile(r"/[a-z][a-z-]*")
+
+
+def _tool_command(command: str) -> ToolSpec | None:
+    return next((spec for spec in SPECS.values() if f"/{spec.command}" == command), None)
+
+
+def help_text() -> str:
+    """What the console understands, the tools' commands taken from the registry."""
+    tools = ", ".join(
+        f"/{spec.command}" + (f" <{spec.option.name}>" if spec.option else "")
+        for spec in SPECS.values()
+    )
+    return (
+        f"Type a message and press Enter. {tools} ask for a card, /status shows the model's "
+        "state, /reset forgets the conversation, /forget-me deletes everything stored about "
+        "you, /quit leaves."
+    )
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 
-from hermes_bot.adapters.console import display_width, render_tool, run_console
+from hermes_bot.adapters.console import run_console
+from hermes_bot.adapters.terminal import display_width, render_tool
 from hermes_bot.config import Settings
 from hermes_bot.pipeline import Pipeline
 from hermes_bot.tools import BookRecommendation, Joke, SongRecommendation
@@ -123,3 +124,32 @@ def test_card_borders_line_up_with_wide_characters() -> None:
         assert len({display_width(line) for line in lines}) == 1, lines
         assert lines[0].startswith("┌─ ") and lines[0].endswith("┐")
         assert all(line.startswith("│ ") and line.endswith(" │") for line in lines[1:-1])
+
+
+async def test_tool_commands_force_a_valid_call_like_the_slash_commands() -> None:
+    song = (
+        '<functioncall>{"name": "SongRecommendation", "arguments": '
+        '{"interest": "rainy days", "recommended_song": "Riders on the Storm"}}</functioncall>'
+    )
+    backend = ScriptedBackend([JOKE, song])
+    stdin = io.StringIO("/joke\n/song\n/song rainy days\n/book " + "x" * 201 + "\n/dance\n")
+    stdout = io.StringIO()
+    await run_console(Pipeline.from_settings(backend, Settings()), stdin, stdout)
+    out = stdout.getvalue()
+    joke, recommendation = backend.requests
+    assert (joke.constraint.mode, joke.constraint.tools) == ("forced", ("Joke",))
+    assert recommendation.constraint.tools == ("SongRecommendation",)
+    assert "rainy days" in recommendation.prompt
+    assert "Why do programmers prefer dark mode?" in out and "Riders on the Storm" in out
+    assert "Usage: /song <interest>" in out
+    assert "[!] The interest is too long (201 characters; the limit is 200)" in out
+    assert "Unknown command /dance." in out
+
+
+async def test_status_shows_the_backend_and_help_lists_the_registry() -> None:
+    stdout = io.StringIO()
+    pipeline = Pipeline.from_settings(ScriptedBackend([]), Settings())
+    await run_console(pipeline, io.StringIO("/status\n/help\n"), stdout)
+    out = stdout.getvalue()
+    assert "┌─ Status" in out and "│ Model: scripted" in out and "│ Device: none" in out
+    assert "/joke, /song <interest>, /book <interest> ask for a card" in out

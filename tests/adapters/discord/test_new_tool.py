@@ -10,7 +10,7 @@ import llguidance.hf
 import pytest
 from pydantic import Field
 
-from hermes_bot.adapters.console import render_tool
+from hermes_bot.adapters.terminal import render_tool
 from hermes_bot.backend import Constraint
 from hermes_bot.inference.grammar import startup_constraints
 from hermes_bot.prompts import format_calls, system_prompt
