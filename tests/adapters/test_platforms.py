@@ -14,7 +14,14 @@ from hermes_bot.config import DiscordSettings, Settings, SlackSettings
 from hermes_bot.pipeline import Pipeline
 from tests.adapters.discord.conftest import spawn_against
 from tests.adapters.discord.fake_discord import GENERAL_ID, TOKEN, FakeDiscord
-from tests.adapters.slack.fake_slack import APP_TOKEN, BOT_TOKEN, GENERAL, FakeSlack
+from tests.adapters.slack.fake_slack import (
+    ALICE,
+    APP_TOKEN,
+    BOT_TOKEN,
+    GENERAL,
+    FakeSlack,
+    dm_channel,
+)
 from tests.fakes import ScriptedBackend
 
 
@@ -26,6 +33,11 @@ def test_configured_platforms_follow_the_tokens():
     assert configured_platforms(both) == ["discord", "slack"]
     assert configured_platforms(Settings(slack=SlackSettings(app_token="a"))) == ["slack"]
     assert configured_platforms(Settings(discord=DiscordSettings(token=" "))) == []
+
+
+def _finished(messages) -> bool:
+    """Some bot messages, none of them a placeholder or still streaming."""
+    return bool(messages) and "thinking…" not in str(messages) and "▌" not in str(messages)
 
 
 @pytest.fixture
@@ -64,11 +76,16 @@ async def test_bot_py_serves_discord_and_slack_with_one_model_and_exits_0_on_sig
         await discord.send_message("hello from Discord")
         sent = await slack.post("hello from Slack", mention=True)
 
-        def slack_answer():
-            messages = slack.bot_messages(GENERAL, sent["ts"])
-            return messages and "thinking…" not in messages[0]["text"] and "▌" not in str(messages)
-
-        await slack.wait_for(slack_answer, timeout=60)
+        await slack.wait_for(lambda: _finished(slack.bot_messages(GENERAL, sent["ts"])), 60)
+        await slack.dm("and in private")
+        await slack.slash("/chat", "a slash command")
+        await slack.wait_for(
+            lambda: (
+                _finished(slack.bot_messages(dm_channel(ALICE)))
+                and _finished([m for m in slack.bot_messages(GENERAL) if "thread_ts" not in m])
+            ),
+            timeout=60,
+        )
         await discord.wait_for(
             lambda: (m := discord.bot_messages(GENERAL_ID)) and "▌" not in m[0]["content"], 60
         )
