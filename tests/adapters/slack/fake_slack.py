@@ -37,10 +37,11 @@ from tests.adapters.slack.fake_users import (  # noqa: F401  (re-exported ids)
     PRIVATE,
     RANDOM,
     TEAM,
+    Payload,
     UserActions,
     dm_channel,
 )
-from tests.adapters.slack.fake_web_api import Fault, Payload, WebApi
+from tests.adapters.slack.fake_web_api import Fault, WebApi
 
 T = TypeVar("T")
 

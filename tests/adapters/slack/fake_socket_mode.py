@@ -12,9 +12,8 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from tests.adapters.slack.fake_users import APP_ID, BOT_USER, TEAM
+from tests.adapters.slack.fake_users import APP_ID, BOT_USER, TEAM, Payload
 
-Payload = dict[str, Any]
 MAX_RETRIES = 3  # Slack retries an event three times
 
 

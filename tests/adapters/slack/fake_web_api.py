@@ -16,10 +16,9 @@ from tests.adapters.slack.fake_users import (
     BOT_USER,
     TEAM,
     USERS,
+    Payload,
     channel_type,
 )
-
-Payload = dict[str, Any]
 
 
 @dataclass
