@@ -22,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from hermes_bot.backend import BackendStats
+from hermes_bot.errors import Busy, GenerationError, HermesBotError, InputRejected
 
 if TYPE_CHECKING:
     from hermes_bot.conversation import ConversationStore
@@ -176,6 +177,15 @@ class Telemetry:
         self.watch(
             "hermes_bot_storage_errors_total", "Failed database calls", lambda: store.storage_errors
         )
+
+    def failed(self, turn: Turn, error: HermesBotError) -> None:
+        """A turn ended in ``error``: the queue was full (busy), the input was rejected, or
+        it failed (a backend error when generation did)."""
+        turn.outcome = "busy" if isinstance(error, Busy) else "error"
+        if isinstance(error, InputRejected):
+            turn.outcome = "rejected"
+        if isinstance(error, GenerationError):
+            self.backend_errors.inc()
 
     def refused(self, platform: str, outcome: str) -> None:
         """A message turned away before the pipeline (``cooldown`` or ``refused``)."""

@@ -25,22 +25,17 @@ from hermes_bot.backend import (
 )
 from hermes_bot.config import ChatSettings, Settings
 from hermes_bot.conversation import Context, ConversationStore
-from hermes_bot.errors import (
-    Busy,
-    GenerationError,
-    HermesBotError,
-    InputRejected,
-    ToolValidationError,
-)
+from hermes_bot.errors import HermesBotError, InputRejected, ToolValidationError
 from hermes_bot.observability import Telemetry, Turn, parse_stage
 from hermes_bot.parsing import ParsedCompletion, parse_completion, visible_text
 from hermes_bot.prompts import (
     Message,
+    SystemPrompts,
+    attributed,
     build_prompt,
     format_calls,
     neutralize,
     resolve_dialect,
-    system_prompt,
 )
 from hermes_bot.tools import Tool, ToolCall, find_tool, validate_call
 
@@ -123,13 +118,8 @@ class Pipeline:
         self.telemetry.backend_stats = backend.stats
         self.telemetry.watch_conversations(conversations)
         self.dialect = dialect
-        self._system = neutralize(system_prompt(dialect, chat.system_prompt))
-        self._channel_systems = {
-            channel.id: neutralize(
-                system_prompt(dialect, f"{chat.system_prompt}\n\n{channel.instructions}")
-            )
-            for channel in chat.channel
-        }
+        channels = {channel.id: channel.instructions for channel in chat.channel}
+        self._systems = SystemPrompts(dialect, chat.system_prompt, channels)
         self._params = params
 
     @classmethod
@@ -181,9 +171,7 @@ class Pipeline:
         try:
             return await self._respond(key, text, context, forced_tool, on_text, turn)
         except HermesBotError as error:
-            turn.outcome = _outcome(error)
-            if isinstance(error, GenerationError):
-                self.telemetry.backend_errors.inc()
+            self.telemetry.failed(turn, error)
             _log.warning("turn in %s failed: %s", key, error)
             return ErrorReply(error.user_message)
         except asyncio.CancelledError:
@@ -222,12 +210,6 @@ class Pipeline:
         mode = self.chat.constraint
         return None if mode == "off" else Constraint(mode, self.dialect)
 
-    def _system_for(self, context: Context) -> str:
-        for channel_id in context.channel_ids:
-            if channel_id in self._channel_systems:
-                return self._channel_systems[channel_id]
-        return self._system
-
     async def _respond(
         self,
         key: str,
@@ -239,11 +221,11 @@ class Pipeline:
     ) -> Reply:
         text = self._check_input(text)
         if context.shared and context.speaker.name:
-            text = f"{_speaker_name(context.speaker.name)}: {text}"
+            text = attributed(context.speaker.name, text)
         user = Message("user", neutralize(text))
         history = await self.conversations.history(key)
         constraint = self._constraint(forced_tool)
-        system = self._system_for(context)
+        system = self._systems.for_channels(context.channel_ids)
         attempt = await self._attempt(system, history, [user], constraint, on_text, turn)
         retries = self.chat.corrective_retries
         while retries and not attempt.tools and (attempt.problems or forced_tool):
@@ -319,17 +301,6 @@ class Pipeline:
                 name = tool.__name__ if tool is not None else "unknown"
                 self.telemetry.validation_failures.labels(name).inc()
         return attempt
-
-
-def _outcome(error: HermesBotError) -> str:
-    if isinstance(error, Busy):
-        return "busy"
-    return "rejected" if isinstance(error, InputRejected) else "error"
-
-
-def _speaker_name(name: str) -> str:
-    """A display name fit to prefix a message: one line, no colon games, at most 64 chars."""
-    return " ".join(name.replace(":", " ").split())[:64] or "someone"
 
 
 async def _stream(backend: Backend, request: GenerationRequest, on_text: OnText, turn: Turn) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -96,6 +96,30 @@ def system_prompt(dialect: Dialect, extra: str = "") -> str:
         example = FUNCTIONCALL.write(['{"name": "<function name>", "arguments": {<arguments>}}'])
         prompt = _FUNCTIONCALL_INSTRUCTIONS.format(schemas=listed, example=example)
     return f"{prompt}\n\n{extra.strip()}" if extra.strip() else prompt
+
+
+class SystemPrompts:
+    """The system prompt in one dialect, plus per-channel instructions where configured."""
+
+    def __init__(self, dialect: Dialect, extra: str = "", channels: Mapping[str, str] = {}):
+        self.default = neutralize(system_prompt(dialect, extra))
+        self._by_channel = {
+            channel: neutralize(system_prompt(dialect, f"{extra}\n\n{instructions}"))
+            for channel, instructions in channels.items()
+        }
+
+    def for_channels(self, channel_ids: Sequence[str]) -> str:
+        """The prompt of the first configured channel in ``channel_ids`` (a thread, then its
+        parent), else the default."""
+        return next(
+            (self._by_channel[c] for c in channel_ids if c in self._by_channel), self.default
+        )
+
+
+def attributed(name: str, text: str) -> str:
+    """``text`` as said by ``name`` in a shared conversation (the name kept to one short line)."""
+    speaker = " ".join(name.replace(":", " ").split())[:64] or "someone"
+    return f"{speaker}: {text}"
 
 
 def render(messages: Sequence[Message], *, add_generation_prompt: bool = True) -> str:
