@@ -167,7 +167,8 @@ class Console:
     async def _status(self) -> str:
         uptime = time.monotonic() - self._started
         history = await self._pipeline.history_length(CONVERSATION_KEY)
-        fields = status_fields(self._pipeline.stats(), uptime, history)
+        turns = self._pipeline.telemetry.summary()
+        fields = status_fields(self._pipeline.stats(), uptime, history, turns)
         return render_box("Status", [f"{label}: {value}" for label, value in fields])
 
     async def _answer(self, text: str, forced_tool: str | None = None) -> None:
