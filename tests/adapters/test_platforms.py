@@ -86,8 +86,9 @@ async def test_bot_py_serves_discord_and_slack_with_one_model_and_exits_0_on_sig
             ),
             timeout=60,
         )
-        await discord.wait_for(
-            lambda: (m := discord.bot_messages(GENERAL_ID)) and "▌" not in m[0]["content"], 60
+        [discord_reply] = await discord.wait_for(
+            lambda: (m := discord.bot_messages(GENERAL_ID)) and "▌" not in m[0]["content"] and m,
+            60,
         )
         process.send_signal(signal.SIGTERM)
         stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
@@ -98,6 +99,13 @@ async def test_bot_py_serves_discord_and_slack_with_one_model_and_exits_0_on_sig
     assert process.returncode == 0, output[-2000:]
     assert output.count(f"loaded {tiny_model_dir} on") == 1  # one model for both platforms
     assert "serving discord and slack" in output
+    # The model answered every time (a failing generation shows a "⚠️" reply).
+    slack_replies = slack.bot_messages(GENERAL) + slack.bot_messages(dm_channel(ALICE))
+    assert len(slack_replies) >= 3
+    assert not any(m["text"].startswith("⚠️") for m in slack_replies), slack_replies
+    assert not discord_reply["content"].startswith("⚠️"), discord_reply["content"]
+    assert discord_reply["content"].strip() or discord_reply["embeds"]
+    assert "inference worker stopped" in output
     for secret in (TOKEN, BOT_TOKEN, APP_TOKEN):
         assert secret not in output
 

@@ -1,17 +1,17 @@
-"""The whole stack once: the tiny random-weight model behind the real Discord client."""
+"""The tiny random-weight model behind the real Discord client, in process.
+
+The end-to-end run through bot.py is tests/adapters/test_platforms.py.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from pathlib import Path
 
 import torch
 
 from hermes_bot.config import GenerationSettings, ModelSettings, Settings
 from hermes_bot.inference.transformers_backend import TransformersBackend
-from tests.adapters.discord.conftest import spawn_against
-from tests.adapters.discord.fake_discord import GENERAL_ID, TOKEN
+from tests.adapters.discord.fake_discord import GENERAL_ID
 
 torch.set_num_threads(1)
 
@@ -71,32 +71,3 @@ async def test_slash_commands_give_valid_embeds_even_from_the_random_model(
         assert backend.stats().completed == 3  # one constrained generation each, no retries
     finally:
         await backend.close()
-
-
-async def test_bot_py_serves_discord_with_the_tiny_model_and_exits_0_on_sigterm(
-    fake, tiny_model_dir: Path, tmp_path: Path
-):
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[model]\nid = "{tiny_model_dir}"\ndevice = "cpu"\ndtype = "float32"\n'
-        "context_window = 2048\n[generation]\nmax_new_tokens = 4\ndo_sample = false\n",
-        encoding="utf-8",
-    )
-    process = await spawn_against(fake, "bot.py", "--config", str(config), OMP_NUM_THREADS="1")
-    try:
-        await fake.wait_for(lambda: fake.ready.is_set(), timeout=90)
-        await fake.send_message("hello from bot.py")
-        [reply] = await fake.wait_for(
-            lambda: (m := fake.bot_messages(GENERAL_ID)) and "▌" not in m[0]["content"] and m,
-            timeout=60,
-        )
-        process.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(process.communicate(), 60)
-    finally:
-        if process.returncode is None:
-            process.kill()
-    assert process.returncode == 0, stderr.decode()[-2000:]
-    assert reply["content"].strip() or reply["embeds"]
-    assert not reply["content"].startswith("⚠️"), reply["content"]  # the model answered
-    assert "inference worker stopped" in stderr.decode()
-    assert TOKEN not in stderr.decode()

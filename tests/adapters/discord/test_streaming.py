@@ -77,6 +77,7 @@ async def test_deleting_the_question_withdraws_the_answer(fake, start_bot):
         {"id": question["id"], "channel_id": str(GENERAL_ID), "guild_id": str(GUILD_ID)},
     )
     await fake.wait_for(lambda: not fake.bot_messages(GENERAL_ID))
+    run.backend.delay = 0.0  # the next answer need not be slow
     await fake.send_message("are you still there?")
     [message] = await fake.final_messages(GENERAL_ID, turns=2, timeout=30)
     assert message["content"] == "Next answer."
