@@ -61,6 +61,8 @@ async def serve(settings: Settings, pipeline: Pipeline, names: list[str]) -> int
         loop.add_signal_handler(signum, stop.set)
     try:
         await pipeline.backend.start()
+        if stop.is_set():  # asked to stop while the model was loading
+            return 0
         _log.info("serving %s", " and ".join(names))
         tasks = [
             asyncio.create_task(RUNNERS[name](settings, pipeline, stop), name=name)

@@ -11,6 +11,7 @@ import pytest
 
 from hermes_bot.adapters.platforms import configured_platforms, serve
 from hermes_bot.config import DiscordSettings, Settings, SlackSettings
+from hermes_bot.errors import ConfigError
 from hermes_bot.pipeline import Pipeline
 from tests.adapters.discord.conftest import spawn_against
 from tests.adapters.discord.fake_discord import GENERAL_ID, TOKEN, FakeDiscord
@@ -128,3 +129,20 @@ async def test_sigterm_leaves_a_notice_on_answers_in_flight_and_serve_returns_0(
     [message] = slack.bot_messages(GENERAL, sent["ts"])
     assert "restarting" in str(message["blocks"]) and "▌" not in str(message["blocks"])
     assert backend.started and not slack.open_connections
+
+
+async def test_a_rejected_discord_token_stops_slack_too_and_says_what_to_fix(fakes):
+    discord, slack = fakes
+    settings = Settings(
+        discord=DiscordSettings(
+            token="revoked", api_base_url=discord.api_base_url, gateway_url=discord.gateway_url
+        ),
+        slack=SlackSettings(
+            bot_token=BOT_TOKEN, app_token=APP_TOKEN, api_base_url=slack.api_base_url
+        ),
+    )
+    pipeline = Pipeline.from_settings(ScriptedBackend(), settings)
+    with pytest.raises(ConfigError) as error:
+        await asyncio.wait_for(serve(settings, pipeline, ["discord", "slack"]), 30)
+    assert "DISCORD_TOKEN" in error.value.user_message
+    await slack.wait_for(lambda: not slack.open_connections)
