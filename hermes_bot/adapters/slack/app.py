@@ -24,12 +24,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from hermes_bot.adapters.gate import Gate
 from hermes_bot.adapters.slack.blocks import SlackMessage, status_message
+from hermes_bot.adapters.slack.commands import RESET_NOTICE, forgotten_notice
 from hermes_bot.adapters.slack.events import MessageEvents
 from hermes_bot.adapters.slack.interactions import Interactions
 from hermes_bot.adapters.slack.responder import Responder
 from hermes_bot.adapters.slack.streaming import DELIVERY_ERRORS, SlackReplyWriter, ThreadStatus
 from hermes_bot.config import Settings, SlackSettings
-from hermes_bot.errors import ConfigError
+from hermes_bot.errors import ConfigError, StorageError
 from hermes_bot.pipeline import Pipeline
 
 _log = logging.getLogger(__name__)
@@ -136,6 +137,18 @@ class SlackBot:
             preamble=preamble,
             status=self.thread_status,
         )
+
+    async def forget(self, command: str, key: str, user: str) -> str:
+        """``/reset`` (conversation ``key``) or ``/forget-me`` (everything ``user`` said, in
+        every conversation); returns what to tell the user, who learns if the disk refused."""
+        try:
+            if command == "reset":
+                await self.pipeline.reset(key)
+                return RESET_NOTICE
+            return forgotten_notice(await self.pipeline.forget_user(f"slack:{user}"))
+        except StorageError as error:
+            _log.error("/%s failed: %s", command, error)
+            return f"{error.user_message} Nothing was deleted; try /{command} again later."
 
     async def status(self, key: str) -> SlackMessage:
         """The /status card for conversation ``key``."""

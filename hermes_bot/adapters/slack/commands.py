@@ -1,7 +1,7 @@
 """What a Slack user can ask for: the commands, how they read, which conversation they join.
 
 One command per registered tool (its declaration gives the name, option and
-prompt), plus ``/chat``, ``/reset`` and ``/status``. They work as slash commands
+prompt), plus ``/chat``, ``/reset``, ``/forget-me`` and ``/status``. They work as slash commands
 (``/song synthwave``) and, where Slack has none (threads), after a mention
 (``@hermes /song synthwave``).
 """
@@ -17,7 +17,7 @@ from hermes_bot.tools import SPECS
 REFUSAL = "Sorry, I'm not enabled for you here. Ask a workspace admin if you think I should be."
 RESET_NOTICE = "🧹 Conversation forgotten. Let's start fresh."
 _COMMAND = re.compile(r"^/([a-z][a-z0-9_-]*)(?:\s+(.*))?$", re.DOTALL)
-BUILT_IN = ("chat", "reset", "status")
+BUILT_IN = ("chat", "reset", "forget-me", "status")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,11 @@ class Command:
     prompt: str = ""
     forced_tool: str | None = None
     usage: str | None = None
+
+
+def forgotten_notice(removed: int) -> str:
+    """What /forget-me tells the user."""
+    return f"🗑️ Deleted {removed} of your messages and my answers to them, everywhere."
 
 
 def command_names() -> list[str]:

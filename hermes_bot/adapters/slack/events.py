@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from hermes_bot.adapters.gate import Origin, Verdict
 from hermes_bot.adapters.slack.commands import (
     REFUSAL,
-    RESET_NOTICE,
     Command,
     conversation_key,
     parse_command,
@@ -144,9 +143,9 @@ class MessageEvents:
         if command.usage is not None:
             await self.bot.ephemeral(channel, user, command.usage, thread_ts)
             return True
-        if command.name == "reset":
-            await self.bot.pipeline.reset(key)
-            await self.bot.ephemeral(channel, user, RESET_NOTICE, thread_ts)
+        if command.name in ("reset", "forget-me"):
+            notice = await self.bot.forget(command.name, key, user)
+            await self.bot.ephemeral(channel, user, notice, thread_ts)
             return True
         if command.name == "status":
             status = await self.bot.status(key)

@@ -19,7 +19,6 @@ from hermes_bot.adapters.gate import Origin, Verdict
 from hermes_bot.adapters.slack.blocks import FOLLOW_UP, REVEAL, reply_messages
 from hermes_bot.adapters.slack.commands import (
     REFUSAL,
-    RESET_NOTICE,
     Command,
     build_command,
     command_names,
@@ -27,6 +26,7 @@ from hermes_bot.adapters.slack.commands import (
 )
 from hermes_bot.adapters.slack.mrkdwn import escape
 from hermes_bot.adapters.slack.streaming import DELIVERY_ERRORS
+from hermes_bot.conversation import Context, Speaker
 from hermes_bot.tools import SPECS
 
 if TYPE_CHECKING:
@@ -79,9 +79,8 @@ class Interactions:
         if not self.bot.gate.allows(origin):
             await ack(text=REFUSAL)
             return
-        if name == "reset":
-            await self.bot.pipeline.reset(key)
-            await ack(text=RESET_NOTICE)
+        if name in ("reset", "forget-me"):
+            await ack(text=await self.bot.forget(name, key, user))
             return
         if name == "status":
             status = await self.bot.status(key)
@@ -94,7 +93,8 @@ class Interactions:
         await ack()
         asked = escape(f"/{name} {command.get('text', '')}".strip())
         preamble = f"*{asked}* · asked by {escape(command.get('user_name', 'someone'))}"
-        await self._answer(parsed, key, channel, None, respond, preamble=preamble)
+        speaker = Speaker(f"slack:{user}", command.get("user_name", ""))
+        await self._answer(parsed, key, channel, None, respond, speaker, preamble=preamble)
 
     async def _answer(
         self,
@@ -103,19 +103,22 @@ class Interactions:
         channel: str,
         thread_ts: str | None,
         respond: AsyncRespond,
+        speaker: Speaker,
         *,
         preamble: str | None = None,
     ) -> None:
         writer = self.bot.writer(channel, thread_ts, preamble=preamble)
+        kind = "dm" if channel.startswith("D") else "thread" if thread_ts else "channel"
+        context = Context("slack", kind, speaker, (channel,))
         reply = await self.bot.responder.answer(
-            key, command.prompt, writer, forced_tool=command.forced_tool
+            key, command.prompt, writer, context=context, forced_tool=command.forced_tool
         )
         if reply is not None or writer.timestamps:
             return
         # The bot may not post here (not a member, someone else's DM): use the response URL.
         _log.info("answering /%s in %s through its response URL", command.name, channel)
         reply = await self.bot.pipeline.respond(
-            key, command.prompt, forced_tool=command.forced_tool
+            key, command.prompt, context=context, forced_tool=command.forced_tool
         )
         for message in reply_messages(reply):
             try:
@@ -154,4 +157,5 @@ class Interactions:
             return
         key = conversation_key(team, channel, thread_ts, dm=channel.startswith("D"))
         command = Command(spec.command, spec.follow_up.prompt, spec.name)
-        await self._answer(command, key, channel, thread_ts, respond)
+        speaker = Speaker(f"slack:{user}", body["user"].get("name", ""))
+        await self._answer(command, key, channel, thread_ts, respond, speaker)

@@ -141,3 +141,17 @@ async def test_where_the_bot_may_not_post_the_answer_goes_through_the_response_u
     await fake.slash("/song", "synthwave")
     await fake.wait_for(lambda: "Nightcall" in str(fake.bot_messages(GENERAL)))
     assert [c.result["ok"] for c in fake.api("response_url")] == [True]
+
+
+async def test_forget_me_deletes_what_the_user_said_everywhere_and_only_that(fake, start_bot):
+    running = await start_bot(["hi Alice", "hi Bob"])
+    await fake.slash("/chat", "remember 42", channel=dm_channel(ALICE))
+    await fake.wait_for(lambda: "Alice" in str(fake.bot_messages(dm_channel(ALICE))))
+    await fake.slash("/chat", "I like tea", channel=dm_channel(BOB), user=BOB)
+    await fake.wait_for(lambda: "Bob" in str(fake.bot_messages(dm_channel(BOB))))
+    await fake.post("/forget-me", channel=dm_channel(ALICE), mention=True)
+    [note] = await fake.wait_for(lambda: fake.ephemerals_for(ALICE))
+    assert "Deleted 1 of your messages" in note["text"]
+    history = running.pipeline.history_length
+    assert await history(f"slack:T0TEAM:dm:{dm_channel(ALICE)}") == 0
+    assert await history(f"slack:T0TEAM:dm:{dm_channel(BOB)}") == 2
