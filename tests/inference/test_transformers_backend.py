@@ -299,3 +299,32 @@ async def test_a_long_joining_prompt_does_not_stall_running_rows(
     assert all(shapes[i][1] <= 16 for i in chunks)
     # The running row decoded (a one-token pass) between consecutive chunks of the prompt.
     assert all((1, 1) in shapes[a:b] for a, b in itertools.pairwise(chunks)), shapes
+
+
+async def test_compiled_decode_step_is_token_identical_and_compiles_once_per_shape(
+    make_backend, reference, monkeypatch
+) -> None:
+    graphs: list[Any] = []
+
+    def count_graphs(graph: Any, example_inputs: Any) -> Any:
+        graphs.append(graph)
+        return graph.forward  # run the captured graph as it is (no code generation)
+
+    real_compile = torch.compile
+    monkeypatch.setattr(
+        torch, "compile", lambda fn, **kw: real_compile(fn, backend=count_graphs, dynamic=False)
+    )
+    backend = await make_backend(compile=True, max_batch_size=4, batch_wait_ms=200)
+    try:
+        first = await asyncio.gather(*(backend.generate(GenerationRequest(p)) for p in PROMPTS[2:]))
+        compiled = len(graphs)
+        # Same batch-size and width buckets: nothing is compiled again.
+        again = await asyncio.gather(
+            *(backend.generate(GenerationRequest(p)) for p in PROMPTS[:1] + PROMPTS[2:4])
+        )
+    finally:
+        torch._dynamo.reset()
+    assert 1 <= compiled <= 2
+    assert len(graphs) == compiled
+    assert [r.text for r in first] == [reference(p, 12) for p in PROMPTS[2:]]
+    assert [r.text for r in again] == [reference(p, 12) for p in PROMPTS[:1] + PROMPTS[2:4]]
