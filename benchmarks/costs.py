@@ -16,7 +16,6 @@ import torch
 from transformers import DynamicCache
 
 from hermes_bot.backend import GenerationParams, GenerationRequest
-from hermes_bot.inference import worker
 from hermes_bot.inference.detokenize import IncrementalDetokenizer, decode
 from hermes_bot.inference.runner import ModelRunner
 from hermes_bot.inference.sampling import Sampler
@@ -27,28 +26,13 @@ from hermes_bot.prompts import Message, render, system_prompt
 _READS = ("tolist", "item", "__bool__", "__int__", "__float__", "__index__", "numpy")
 
 
-def capture_models() -> list[Any]:
-    """The torch models the backend's worker will load, appended as they load."""
-    models: list[Any] = []
-    real = worker.load
-
-    def load(settings: Any) -> Any:
-        loaded = real(settings)
-        models.append(loaded.model)
-        return loaded
-
-    worker.load = load
-    return models
-
-
 class Probe:
     """Times each worker step, the forward passes and token selection inside it, and counts
     reads from the device, in the worker thread only."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self) -> None:
         self.steps: list[dict[str, Any]] = []
         self._current: dict[str, Any] | None = None
-        self._model = model
         self._thread = 0
         self._undo: list[Callable[[], None]] = []
 
@@ -66,7 +50,7 @@ class Probe:
                     if probe._current is not None:
                         probe._current[key] += time.perf_counter() - start
                         if key == "forward":
-                            probe._current["widths"].append(kwargs["input_ids"].shape[1])
+                            probe._current["widths"].append(args[1].shape[1])
 
             setattr(owner, name, wrapper)
             self._undo.append(lambda: setattr(owner, name, original))
@@ -94,7 +78,7 @@ class Probe:
 
         ModelRunner.step = step  # type: ignore[method-assign]
         self._undo.append(lambda: setattr(ModelRunner, "step", original_step))
-        timed(self._model, "forward", "forward")
+        timed(ModelRunner, "_forward", "forward")  # the mask and the model's forward pass
         timed(Sampler, "select", "select")
         for name in _READS:
             original = getattr(torch.Tensor, name)
@@ -113,15 +97,13 @@ class Probe:
     def __exit__(self, *exc: object) -> None:
         for undo in reversed(self._undo):
             undo()
-        # The model's forward was an instance attribute set by us; drop it.
-        self._model.__dict__.pop("forward", None)
 
     def decode_steps(self, rows: int) -> list[dict[str, Any]]:
         """Steps that only decoded, with ``rows`` rows."""
         return [s for s in self.steps if s["rows"] == rows and s["widths"] == [1]]
 
 
-async def host_costs(backend: TransformersBackend, model: Any) -> dict[str, float]:
+async def host_costs(backend: TransformersBackend) -> dict[str, float]:
     """16 streamed requests decoding together: host time, reads and KV copies per step."""
     rows = 16
     prompts = [
@@ -134,7 +116,7 @@ async def host_costs(backend: TransformersBackend, model: Any) -> dict[str, floa
         async for _ in backend.stream(GenerationRequest(prompt, params)):
             pass
 
-    with Probe(model) as probe:
+    with Probe() as probe:
         await asyncio.gather(*(consume(p) for p in prompts))
     steps = probe.decode_steps(rows)
     host = sum(s["total"] - s["forward"] - s["select"] for s in steps)
@@ -232,11 +214,9 @@ async def prefix_reuse(backend: TransformersBackend) -> dict[str, float]:
     return {"prefix_tokens_prefilled_ratio": shared / alone}
 
 
-async def measure(
-    backend: TransformersBackend, model: Any, reference: Any, tokenizer: Any
-) -> dict[str, float]:
+async def measure(backend: TransformersBackend, reference: Any, tokenizer: Any) -> dict[str, float]:
     """Every cost figure, printed with its context; returns the name=value figures."""
-    figures = await host_costs(backend, model)
+    figures = await host_costs(backend)
     copied = dynamic_cache_copies(reference)
     print(f"DynamicCache (the executor before): {copied / 2**20:.2f} MiB copied per decode step")
     figures.update(detokenization(tokenizer))

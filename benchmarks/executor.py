@@ -233,7 +233,6 @@ async def main(args: argparse.Namespace) -> None:
         directory = build_tiny_model(Path(tmp), size=args.size)
         tokenizer = AutoTokenizer.from_pretrained(directory)
         model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32).eval()
-        captured = costs.capture_models()
         backend = TransformersBackend(
             ModelSettings(id=str(directory), device="cpu", context_window=2048),
             ExecutorSettings(max_batch_size=max(SIZES), queue_size=256, batch_wait_ms=2),
@@ -242,7 +241,7 @@ async def main(args: argparse.Namespace) -> None:
         await backend.start()
         print(f"model: tiny Mistral '{args.size}', fp32, CPU, 1 torch thread")
         rows = await throughput(model, tokenizer, backend, 1 if args.quick else args.repeat)
-        figures = await costs.measure(backend, captured[-1], model, tokenizer)
+        figures = await costs.measure(backend, model, tokenizer)
         await backend.close()
     for n in SIZES[1:]:
         ex = rows["executor", n]

@@ -1,8 +1,11 @@
 """A request inside the executor, and the outbox that hands its output to the event loop.
 
 The worker thread posts text and the final outcome onto the job; the event
-loop takes everything posted so far in one go. Deltas coalesce while the loop
-is busy, and each step wakes each event loop at most once.
+loop takes everything posted so far in one go. Each step wakes each event loop
+at most once, and only when a job got its first text or its outcome, or
+``WAKE_INTERVAL`` has passed: in between, deltas coalesce (adapters edit at
+most about once a second) and the event loop does not compete with the worker
+thread for the GIL on every token.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from hermes_bot.backend import Constraint, GenerationParams, GenerationResult
 from hermes_bot.inference.detokenize import IncrementalDetokenizer
 
 Outcome = GenerationResult | BaseException
+
+# Seconds between wake-ups of an event loop for text alone.
+WAKE_INTERVAL = 0.1
 
 
 @dataclass(eq=False)
@@ -38,6 +44,7 @@ class Job:
     detokenizer: IncrementalDetokenizer | None = None
     first_token_at: float | None = None
     oom_retries: int = 0
+    texted: bool = False  # some text was posted already
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _text: list[str] = field(default_factory=list)
@@ -68,22 +75,32 @@ def _wake_all(jobs: list[Job]) -> None:
 
 
 class Outbox:
-    """Posts made during one step, delivered with one wake-up per event loop."""
+    """Posts made during the steps, delivered with one wake-up per event loop."""
 
     def __init__(self) -> None:
-        self._woken: list[Job] = []
+        self._waiting: list[Job] = []  # posted to, not woken yet
+        self._urgent = False
+        self._last_wake = 0.0
 
     def post(self, job: Job, text: str = "", outcome: Outcome | None = None) -> None:
         """Give ``job`` more text and/or its outcome."""
+        self._urgent |= outcome is not None or (bool(text) and not job.texted)
+        job.texted |= bool(text)
         if job.post(text, outcome):
-            self._woken.append(job)
+            self._waiting.append(job)
 
     def flush(self) -> None:
-        """Wake the event loops of the jobs posted to (safe from any thread)."""
+        """Wake the event loops that are due (safe from any thread)."""
+        if not self._waiting:
+            return
+        now = time.monotonic()
+        if not self._urgent and now - self._last_wake < WAKE_INTERVAL:
+            return
+        self._last_wake = now
         by_loop: dict[asyncio.AbstractEventLoop, list[Job]] = {}
-        for job in self._woken:
+        for job in self._waiting:
             by_loop.setdefault(job.loop, []).append(job)
-        self._woken = []
+        self._waiting, self._urgent = [], False
         for loop, jobs in by_loop.items():
             # A closed loop means nobody is waiting any more.
             with contextlib.suppress(RuntimeError):

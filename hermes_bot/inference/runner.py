@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,21 +26,13 @@ from hermes_bot.inference.jobs import Job, Outbox
 from hermes_bot.inference.kv_cache import PrefixCache, SlotCache
 from hermes_bot.inference.loading import LoadedModel
 from hermes_bot.inference.metrics import Metrics
+from hermes_bot.inference.prefill import JoiningRow, PrefillGroup
 from hermes_bot.inference.sampling import Sampler
 
 _log = logging.getLogger(__name__)
 
 # Faults are reported as (rows involved, error); the worker decides what to retry.
 Fault = Callable[[list[Job], BaseException, int], None]
-
-
-@dataclass(eq=False)
-class _Joining:
-    """A row being prefilled: ``done`` of its ``ids`` are in its slot's cache."""
-
-    job: Job | None  # None once it was cancelled or timed out
-    ids: list[int]
-    done: int
 
 
 def _bucket(value: int, limit: int) -> int:
@@ -86,29 +77,27 @@ class ModelRunner:
         self._columns = torch.arange(self.cache.capacity, device=device)
         self._open = torch.zeros((), dtype=model.dtype, device=device)
         self._shut = torch.full((), torch.finfo(model.dtype).min, dtype=model.dtype, device=device)
-        self._joining: list[_Joining] = []
-        self._first_joining = 0
-        self._compiled = settings.compile
-        self._decode_forward = self._forward
+        self._group: PrefillGroup | None = None
+        self._compiled_forward: Callable[..., torch.Tensor] | None = None
         if settings.compile:
             mode = "reduce-overhead" if device.type == "cuda" else None
-            self._decode_forward = torch.compile(self._forward, dynamic=False, mode=mode)
+            self._compiled_forward = torch.compile(self._forward, dynamic=False, mode=mode)
 
     # -- what the worker asks -------------------------------------------------------------
 
     @property
     def running(self) -> int:
         """Rows decoding or being prefilled."""
-        return sum(job is not None for job in self._rows) + len(self._joining)
+        return len(self.jobs())
 
     @property
     def joining(self) -> bool:
         """True while a group of joining rows is being prefilled (no other may join)."""
-        return bool(self._joining)
+        return self._group is not None
 
     def jobs(self) -> list[Job]:
         """Every job the runner holds."""
-        joining = [j.job for j in self._joining if j.job is not None]
+        joining = self._group.jobs() if self._group is not None else []
         return [job for job in self._rows if job is not None] + joining
 
     def step(self, new: list[Job]) -> None:
@@ -118,9 +107,9 @@ class ModelRunner:
             self._decode()
         if new:
             self._admit(new)
-        if self._joining:
-            self._prefill_chunk()
-        if not self._joining:
+        if self._group is not None:
+            self._prefill_chunk(self._group)
+        if self._group is None:
             self._compact()
 
     def fail_all(self, error: HermesBotError) -> None:
@@ -149,12 +138,11 @@ class ModelRunner:
         for slot, job in enumerate(self._rows):
             if job in leaving:
                 self._release(slot)
-        for offset, joining in enumerate(self._joining):
-            if joining.job in leaving:
-                joining.job = None  # its slot stays reserved until the group's prefill ends
-                self._sampler.release(self._first_joining + offset)
-        if all(joining.job is None for joining in self._joining):
-            self._joining = []
+        if self._group is not None:
+            for slot in self._group.drop(leaving):
+                self._sampler.release(slot)
+            if not self._group.jobs():
+                self._group = None
 
     def _release(self, slot: int) -> None:
         self._rows[slot] = None
@@ -201,14 +189,16 @@ class ModelRunner:
 
     def _decode(self) -> None:
         top = self._top()
-        rows = _bucket(top, self.slots) if self._compiled else top
+        static = self._compiled_forward is not None  # shapes from a few buckets only
+        rows = _bucket(top, self.slots) if static else top
         longest = max(self._lengths[:top]) + 1
-        width = _bucket(longest, self.cache.capacity) if self._compiled else longest
+        width = _bucket(longest, self.cache.capacity) if static else longest
         columns = self._positions[:rows].unsqueeze(1)
         running = [job for job in self._rows[:top] if job is not None]
         try:
             self.cache.plan(slice(0, rows), columns, width)
-            logits = self._decode_forward(self._last[:rows].unsqueeze(1), columns, width)
+            forward = self._compiled_forward or self._forward
+            logits = forward(self._last[:rows].unsqueeze(1), columns, width)
             tokens = self._sampler.select(logits, slice(0, rows), self._masker(self._rows[:rows]))
             self._last[:rows] = tokens
             chosen = tokens.tolist()  # the step's one read from the device
@@ -239,7 +229,7 @@ class ModelRunner:
     def _admit(self, jobs: list[Job]) -> None:
         self._compact()
         first = self._top()
-        group = []
+        joining = []
         for job in jobs:
             if job.cancelled:
                 continue
@@ -248,15 +238,19 @@ class ModelRunner:
             except Exception as error:
                 self.fail(job, error)
                 continue
-            slot = first + len(group)
             ids = job.prompt_ids + job.generated
-            done, blocks = self._prefixes.match(ids)
+            joining.append((job, ids, *self._prefixes.match(ids)))
+        # Longest prompt first: rows of similar length are prefilled together.
+        joining.sort(key=lambda entry: len(entry[1]) - entry[2], reverse=True)
+        rows: list[JoiningRow] = []
+        for slot, (job, ids, done, blocks) in enumerate(joining, first):
             if blocks is not None:
                 self.cache.write(slot, blocks)
             self._metrics.prompt(len(ids), cached=done)
             self._sampler.assign(slot, job.params, ids)
-            group.append(_Joining(job, ids, done))
-        self._joining, self._first_joining = group, first
+            rows.append(JoiningRow(job, ids, done))
+        if rows:
+            self._group = PrefillGroup(first, rows, self._chunk, self.loaded.pad_id)
 
     def _attach_matcher(self, job: Job) -> None:
         if job.matcher is not None or job.constraint is None or job.constraint.mode == "off":
@@ -266,69 +260,48 @@ class ModelRunner:
             return
         job.matcher = self._compiler.matcher(job.constraint)
 
-    def _prefill_chunk(self) -> None:
-        """Feed the group's next chunk; rows' prompts all end in the group's last chunk."""
-        group, first = self._joining, self._first_joining
-        left = [len(j.ids) - j.done for j in group]
-        chunks = -(-max(left) // self._chunk)
-        takes = [min(self._chunk, max(0, n - (chunks - 1) * self._chunk)) for n in left]
-        width = max(takes)
-        ids, columns = [], []
-        for joining, take in zip(group, takes, strict=True):
-            pads = width - take
-            end = joining.done + take
-            ids.append([self.loaded.pad_id] * pads + joining.ids[joining.done : end])
-            # Padding goes to columns past the row's end; later tokens overwrite them.
-            columns.append([*range(end, end + pads), *range(joining.done, end)])
-        live = [j.job for j in group if j.job is not None]
+    def _prefill_chunk(self, group: PrefillGroup) -> None:
+        """Feed the group's next chunk; once its prompts are in, its rows start decoding."""
+        chunk = group.next_chunk()
         device = self._last.device
         try:
-            columns_t = torch.tensor(columns, device=device)
-            reach = max(map(max, columns)) + 1
-            self.cache.plan(slice(first, first + len(group)), columns_t, reach)
-            logits = self._forward(torch.tensor(ids, device=device), columns_t, reach)
-        except Exception as error:
-            self._abandon_group()
-            self._fault(live, error, len(live) + self.running)
-            return
-        self._metrics.prefilled(sum(takes))
-        for joining, take in zip(group, takes, strict=True):
-            joining.done += take
-        if chunks == 1:
-            self._start_decoding(logits)
-
-    def _start_decoding(self, logits: torch.Tensor) -> None:
-        group, first = self._joining, self._first_joining
-        self._joining = []
-        rows = slice(first, first + len(group))
-        live = [j.job for j in group if j.job is not None]
-        try:
-            tokens = self._sampler.select(logits, rows, self._masker([j.job for j in group]))
+            outputs = []
+            for part in chunk.parts:
+                columns = torch.tensor(part.columns, device=device)
+                rows = slice(group.first + part.rows.start, group.first + part.rows.stop)
+                self.cache.plan(rows, columns, part.reach)
+                ids = torch.tensor(part.ids, device=device)
+                outputs.append(self._forward(ids, columns, part.reach))
+            self._metrics.prefilled(chunk.tokens)
+            if not chunk.last:
+                return
+            logits = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+            self._group = None
+            jobs = [row.job for row in group.rows]
+            tokens = self._sampler.select(logits, group.slots, self._masker(jobs))
             chosen = tokens.tolist()
         except Exception as error:
-            self._joining = group
-            self._abandon_group()
-            self._fault(live, error, len(live) + self.running)
+            self._group = None
+            self._release_group(group)
+            self._fault(group.jobs(), error, len(group.jobs()) + self.running)
             return
         now = time.monotonic()
-        self._last[rows] = tokens
-        for offset, (joining, token) in enumerate(zip(group, chosen, strict=True)):
-            slot = first + offset
-            if joining.job is None:
+        self._last[group.slots] = tokens
+        for slot, (row, token) in enumerate(zip(group.rows, chosen, strict=True), group.first):
+            if row.job is None:
                 continue
-            self._prefixes.insert(joining.ids, self.cache, slot)
+            self._prefixes.insert(row.ids, self.cache, slot)
             self._metrics.tokens(1)
-            if self._advance(joining.job, token, now):
-                self._rows[slot], self._lengths[slot] = joining.job, len(joining.ids)
-                self._positions[slot] = len(joining.ids)
+            if self._advance(row.job, token, now):
+                self._rows[slot], self._lengths[slot] = row.job, len(row.ids)
+                self._positions[slot] = len(row.ids)
                 self._step[slot] = 1
             else:
                 self._sampler.release(slot)
 
-    def _abandon_group(self) -> None:
-        for offset in range(len(self._joining)):
-            self._sampler.release(self._first_joining + offset)
-        self._joining = []
+    def _release_group(self, group: PrefillGroup) -> None:
+        for slot in range(group.slots.start, group.slots.stop):
+            self._sampler.release(slot)
 
     # -- finishing ------------------------------------------------------------------------
 

@@ -135,8 +135,9 @@ class Worker:
             self._runner = runner
         ready.set_result(Serving(runner.loaded.tokenizer, str(runner.loaded.device)))
         try:
-            while self._serve_once(runner):
-                pass
+            with torch.inference_mode():
+                while self._serve_once(runner):
+                    pass
         finally:
             self._shutdown(runner)
 
@@ -183,7 +184,6 @@ class Worker:
         for job in failed:
             runner.fail(job, GenerationError(f"generation failed: {message}"))
 
-    @torch.inference_mode()
     def _serve_once(self, runner: ModelRunner) -> bool:
         new = self._wait_for_work(runner)
         if new is None:

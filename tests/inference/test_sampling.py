@@ -87,7 +87,8 @@ def test_repetition_penalty_only_touches_seen_tokens_of_its_row() -> None:
 
 
 def test_deltas_never_split_characters_and_join_to_the_text(tiny_tokenizer) -> None:
-    text = "Héllo wörld — 世界 🦜 ꙮ done\n  two  spaces"
+    # Long enough for the window to move, also in the middle of byte-fallback characters.
+    text = "Héllo wörld — 世界 🦜 ꙮ done\n  two  spaces " + "🦜ꙮ世界 x" * 12
     ids = tiny_tokenizer(text, add_special_tokens=False).input_ids
     detokenizer = IncrementalDetokenizer(tiny_tokenizer)
     deltas = [detokenizer.push(token) for token in ids] + [detokenizer.flush()]
