@@ -64,7 +64,13 @@ class ModelRunner:
         self._chunk = settings.prefill_chunk
         self.slots = settings.max_batch_size
         device = loaded.device
-        self.cache = SlotCache.for_model(model, self.slots, context_window + self._chunk)
+        try:
+            self.cache = SlotCache.for_model(model, self.slots, context_window + self._chunk)
+        except (torch.cuda.OutOfMemoryError, RuntimeError) as error:
+            raise ModelLoadError(
+                f"the KV cache for {self.slots} requests of {context_window} tokens does not "
+                f"fit ({error}): lower executor.max_batch_size or model.context_window"
+            ) from error
         self._prefixes = PrefixCache(settings.prefix_cache_tokens)
         self._sampler = Sampler(self.slots, model.config.get_text_config().vocab_size, device)
         self._rows: list[Job | None] = [None] * self.slots  # the decoding row in each slot

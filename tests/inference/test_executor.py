@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from hermes_bot.backend import GenerationParams, GenerationRequest
-from hermes_bot.errors import Busy, GenerationError, PromptTooLong
+from hermes_bot.errors import Busy, GenerationError, ModelLoadError, PromptTooLong
+from hermes_bot.inference.kv_cache import SlotCache
 from tests.inference.conftest import chat
 
 PROMPTS = [chat("hello " * n) for n in (1, 9, 3, 17)]
@@ -201,3 +202,14 @@ async def test_metrics_reach_stats_and_the_log(make_backend, caplog) -> None:
     assert stats.latency_p95_ms >= stats.latency_p50_ms > 0
     await wait_until(lambda: "tokens/s" in caplog.text)
     assert re.search(r"[1-4] completed, 0 failed, 0 turned away", caplog.text)
+
+
+async def test_a_kv_cache_too_big_for_the_device_is_a_clear_load_error(
+    make_backend, monkeypatch
+) -> None:
+    def out_of_memory(*args: Any, **kwargs: Any) -> Any:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+
+    monkeypatch.setattr(SlotCache, "for_model", out_of_memory)
+    with pytest.raises(ModelLoadError, match=r"lower executor\.max_batch_size"):
+        await make_backend(max_batch_size=64)
