@@ -18,14 +18,13 @@ from typing import Any
 
 import torch
 
-from hermes_bot.backend import FinishReason, GenerationResult
 from hermes_bot.config import ExecutorSettings
 from hermes_bot.errors import GenerationError, HermesBotError, ModelLoadError
-from hermes_bot.inference.detokenize import IncrementalDetokenizer, decode
-from hermes_bot.inference.jobs import Job, Outbox
+from hermes_bot.inference.jobs import Job
 from hermes_bot.inference.kv_cache import PrefixCache, SlotCache
 from hermes_bot.inference.loading import LoadedModel
 from hermes_bot.inference.metrics import Metrics
+from hermes_bot.inference.output import RowOutput
 from hermes_bot.inference.prefill import JoiningRow, PrefillGroup
 from hermes_bot.inference.sampling import Sampler
 
@@ -50,7 +49,7 @@ class ModelRunner:
         context_window: int,
         compiler: Any,
         metrics: Metrics,
-        outbox: Outbox,
+        output: RowOutput,
         fault: Fault,
     ) -> None:
         model = loaded.model
@@ -60,7 +59,7 @@ class ModelRunner:
                 f"{model.config._attn_implementation!r}: set model.attn_implementation"
             )
         self.loaded, self._compiler, self._metrics = loaded, compiler, metrics
-        self._outbox, self._fault = outbox, fault
+        self._output, self._fault = output, fault
         self._chunk = settings.prefill_chunk
         self.slots = settings.max_batch_size
         device = loaded.device
@@ -121,7 +120,7 @@ class ModelRunner:
     def fail_all(self, error: HermesBotError) -> None:
         """Fail every job with ``error`` and empty every slot."""
         for job in self.jobs():
-            self.fail(job, error)
+            self._output.fail(job, error)
         self._clear(self.jobs())
 
     # -- leaving --------------------------------------------------------------------------
@@ -134,7 +133,7 @@ class ModelRunner:
                 job.done = True
                 gone.append(job)
             elif now > job.deadline:
-                self.fail(job, GenerationError("timed out waiting for the model"))
+                self._output.fail(job, GenerationError("timed out waiting for the model"))
                 gone.append(job)
         if gone:
             self._clear(gone)
@@ -218,7 +217,7 @@ class ModelRunner:
             if job is None:
                 continue
             self._lengths[slot] += 1
-            if not self._advance(job, chosen[slot], now):
+            if not self._output.advance(job, chosen[slot], now):
                 finished.append(slot)
         self._positions[:rows] += self._step[:rows]
         for slot in finished:
@@ -242,7 +241,7 @@ class ModelRunner:
             try:
                 self._attach_matcher(job)
             except Exception as error:
-                self.fail(job, error)
+                self._output.fail(job, error)
                 continue
             ids = job.prompt_ids + job.generated
             joining.append((job, ids, *self._prefixes.match(ids)))
@@ -298,7 +297,7 @@ class ModelRunner:
                 continue
             self._prefixes.insert(row.ids, self.cache, slot)
             self._metrics.tokens(1)
-            if self._advance(row.job, token, now):
+            if self._output.advance(row.job, token, now):
                 self._rows[slot], self._lengths[slot] = row.job, len(row.ids)
                 self._positions[slot] = len(row.ids)
                 self._step[slot] = 1
@@ -308,63 +307,3 @@ class ModelRunner:
     def _release_group(self, group: PrefillGroup) -> None:
         for slot in range(group.slots.start, group.slots.stop):
             self._sampler.release(slot)
-
-    # -- finishing ------------------------------------------------------------------------
-
-    def _advance(self, job: Job, token: int, now: float) -> bool:
-        """Record ``token`` for ``job``; False when the job has finished (or failed)."""
-        if job.first_token_at is None:
-            job.first_token_at = now
-            self._metrics.first_token(now - job.submitted)
-        finish: FinishReason | None = None
-        if token in self.loaded.stop_ids:
-            finish = "stop"
-        else:
-            job.generated.append(token)
-            if job.matcher is not None:
-                try:
-                    job.matcher.consume(token)
-                except Exception as error:
-                    self.fail(job, error)
-                    return False
-                if job.matcher.is_finished():
-                    finish = "stop"
-            if finish is None and len(job.generated) >= job.params.max_new_tokens:
-                finish = "length"
-            if job.stream:
-                if job.detokenizer is None:
-                    job.detokenizer = IncrementalDetokenizer(self.loaded.tokenizer)
-                delta = job.detokenizer.push(token)
-                if delta:
-                    self._outbox.post(job, delta)
-        if finish is None:
-            return True
-        self._finish(job, finish, now)
-        return False
-
-    def _finish(self, job: Job, finish: FinishReason, now: float) -> None:
-        if job.stream:
-            detokenizer = job.detokenizer or IncrementalDetokenizer(self.loaded.tokenizer)
-            rest = detokenizer.flush()
-            text = detokenizer.text
-        else:
-            rest, text = "", decode(self.loaded.tokenizer, job.generated)
-        job.done = True
-        self._metrics.finished(now - job.submitted)
-        result = GenerationResult(
-            text=text,
-            prompt_tokens=len(job.prompt_ids),
-            completion_tokens=len(job.generated),
-            finish_reason=finish,
-        )
-        self._outbox.post(job, rest, result)
-
-    def fail(self, job: Job, error: BaseException) -> None:
-        """Deliver ``error`` to ``job`` (once)."""
-        if job.done:
-            return
-        job.done = True
-        self._metrics.finished(None)
-        if not isinstance(error, HermesBotError):
-            error = GenerationError(f"generation failed: {type(error).__name__}: {error}")
-        self._outbox.post(job, outcome=error)

@@ -25,6 +25,7 @@ from hermes_bot.errors import Busy, GenerationError, HermesBotError, ModelLoadEr
 from hermes_bot.inference.jobs import Job, Outbox
 from hermes_bot.inference.loading import free_memory, load
 from hermes_bot.inference.metrics import Metrics
+from hermes_bot.inference.output import RowOutput
 from hermes_bot.inference.runner import ModelRunner
 from hermes_bot.inference.scheduler import Scheduler
 
@@ -62,6 +63,7 @@ class Worker:
         self._stopping: str | None = None
         self._outbox = Outbox()
         self._runner: ModelRunner | None = None
+        self._output: RowOutput | None = None
         self._thread: threading.Thread | None = None
         self._last_summary: float | None = None
 
@@ -143,6 +145,7 @@ class Worker:
 
     def _load(self) -> ModelRunner:
         loaded = load(self._model_settings)
+        self._output = output = RowOutput(loaded, self._metrics, self._outbox)
         compiler = None
         if self._grammar_factory is not None:
             compiler = self._grammar_factory(loaded.tokenizer)
@@ -152,7 +155,7 @@ class Worker:
             self._model_settings.context_window,
             compiler,
             self._metrics,
-            self._outbox,
+            output,
             self._fault,
         )
 
@@ -163,9 +166,11 @@ class Worker:
             self._inbox.clear()
             self._runner = None
         runner.fail_all(error)
+        assert self._output is not None  # set when the model loaded
         for job in queued:
-            runner.fail(job, error)
+            self._output.fail(job, error)
         self._outbox.flush()
+        self._output = None  # nothing of the worker's may hold the model once it is joined
 
     def _fault(self, jobs: list[Job], error: BaseException, involved: int) -> None:
         """A forward pass over ``involved`` rows raised for ``jobs``: retry or fail them."""
@@ -179,10 +184,9 @@ class Worker:
             return
         _log.error("generation failed for %d requests", len(failed), exc_info=error)
         message = "out of GPU memory" if out_of_memory else f"{type(error).__name__}: {error}"
-        runner = self._runner
-        assert runner is not None
+        assert self._output is not None  # set when the model loaded
         for job in failed:
-            runner.fail(job, GenerationError(f"generation failed: {message}"))
+            self._output.fail(job, GenerationError(f"generation failed: {message}"))
 
     def _serve_once(self, runner: ModelRunner) -> bool:
         new = self._wait_for_work(runner)
