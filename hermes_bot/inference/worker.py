@@ -194,6 +194,13 @@ class Worker:
             return False
         try:
             runner.step(new)
+        except Exception as error:  # a bug in a step: its requests fail, serving goes on
+            _log.exception("an inference step failed")
+            failure = GenerationError(f"generation failed: {type(error).__name__}: {error}")
+            assert self._output is not None  # set when the model loaded
+            for job in runner.jobs() + new:
+                self._output.fail(job, failure)
+            runner.fail_all(failure)
         finally:
             self._outbox.flush()
         self._log_summary_when_idle(runner)

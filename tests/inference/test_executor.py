@@ -14,6 +14,7 @@ import torch
 from hermes_bot.backend import GenerationParams, GenerationRequest
 from hermes_bot.errors import Busy, GenerationError, ModelLoadError, PromptTooLong
 from hermes_bot.inference.kv_cache import SlotCache
+from hermes_bot.inference.runner import ModelRunner
 from tests.inference.conftest import chat
 
 PROMPTS = [chat("hello " * n) for n in (1, 9, 3, 17)]
@@ -213,3 +214,24 @@ async def test_a_kv_cache_too_big_for_the_device_is_a_clear_load_error(
     monkeypatch.setattr(SlotCache, "for_model", out_of_memory)
     with pytest.raises(ModelLoadError, match=r"lower executor\.max_batch_size"):
         await make_backend(max_batch_size=64)
+
+
+async def test_a_bug_in_a_step_fails_its_requests_and_serving_goes_on(
+    make_backend, monkeypatch
+) -> None:
+    backend = await make_backend(max_batch_size=4, batch_wait_ms=200)
+    real_decode, calls = ModelRunner._decode, {"n": 0}
+
+    def decode_with_a_bug(runner: ModelRunner) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise IndexError("a bug")
+        real_decode(runner)
+
+    monkeypatch.setattr(ModelRunner, "_decode", decode_with_a_bug)
+    outcomes = await asyncio.gather(
+        *(backend.generate(GenerationRequest(p)) for p in PROMPTS[:3]), return_exceptions=True
+    )
+    assert all(isinstance(o, GenerationError) and "IndexError: a bug" in str(o) for o in outcomes)
+    result = await backend.generate(GenerationRequest(PROMPTS[0]))
+    assert result.completion_tokens == 12
