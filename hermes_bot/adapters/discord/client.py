@@ -185,7 +185,7 @@ async def run_discord(
             bot = bot_class(settings)(settings, pipeline, warmup=warmup, **options)
             async with bot:
                 runner = asyncio.create_task(
-                    _start(bot, token.get_secret_value(), settings.discord.connect_timeout),
+                    _start(bot, token.get_secret_value(), settings),
                     name="discord",
                 )
                 stopper = asyncio.create_task(stop.wait(), name="discord-stop")
@@ -204,10 +204,11 @@ async def run_discord(
     return 0
 
 
-async def _start(bot: HermesDiscordBot, token: str, give_up_after: float) -> None:
-    """Log in (retrying while Discord is unreachable), then hold the gateway connection."""
+async def _start(bot: HermesDiscordBot, token: str, settings: Settings) -> None:
+    """Log in, then hold the gateway connection (each retried for a bounded time at first)."""
+    give_up_after = settings.discord.connect_timeout
     await startup.login(bot, token, give_up_after=give_up_after)
-    await bot.connect(reconnect=True)
+    await startup.connect(bot, settings.discord.gateway_url, give_up_after=give_up_after)
 
 
 async def _result(runner: asyncio.Task[None]) -> None:

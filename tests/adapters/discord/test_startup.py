@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 
@@ -13,6 +14,7 @@ from hermes_bot.cli import _fail, setup_logging
 from hermes_bot.config import Settings
 from hermes_bot.errors import ConfigError, PlatformError
 from hermes_bot.pipeline import Pipeline
+from tests.adapters.discord.fake_discord import TOKEN, FakeDiscord
 from tests.fakes import ScriptedBackend
 
 
@@ -80,3 +82,26 @@ def test_gateway_reconnect_tracebacks_become_one_line(capsys: pytest.CaptureFixt
         root.handlers[:], root.level = saved
     [line] = capsys.readouterr().err.splitlines()
     assert line.endswith("Attempting a reconnect in 1.50s (Connect call failed ('127.0.0.1', 9))")
+
+
+async def test_an_unreachable_gateway_is_retried_for_a_bounded_time(
+    fake: FakeDiscord, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(
+        discord={
+            "token": TOKEN,
+            "api_base_url": fake.api_base_url,
+            "gateway_url": f"ws://127.0.0.1:{_closed_port()}",
+            "connect_timeout": 0.5,
+        }
+    )
+    backend = ScriptedBackend([])
+    monkeypatch.setattr(startup, "FIRST_DELAY", 0.05)
+    with caplog.at_level(logging.INFO), pytest.raises(PlatformError) as caught:
+        # Without the bound discord.py retries forever: the wait_for turns that into a failure.
+        await asyncio.wait_for(run_discord(settings, Pipeline.from_settings(backend, settings)), 60)
+    assert backend.started  # logged in: the model was loaded
+    retries = [r for r in caplog.records if r.getMessage().startswith("cannot reach Discord's")]
+    assert retries and all(r.exc_info is None for r in retries)
+    message = caught.value.user_message
+    assert message.startswith("Cannot reach Discord's gateway") and "\n" not in message
