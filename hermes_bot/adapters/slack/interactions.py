@@ -91,9 +91,9 @@ class Interactions:
             await ack(text=refusal)
             return
         await ack()
+        speaker = Speaker(f"slack:{user}", await self.bot.events.name_of(user))
         asked = escape(f"/{name} {command.get('text', '')}".strip())
-        preamble = f"*{asked}* · asked by {escape(command.get('user_name', 'someone'))}"
-        speaker = Speaker(f"slack:{user}", command.get("user_name", ""))
+        preamble = f"*{asked}* · asked by {escape(speaker.name)}"
         await self._answer(parsed, key, channel, None, respond, speaker, preamble=preamble)
 
     async def _answer(
@@ -157,5 +157,5 @@ class Interactions:
             return
         key = conversation_key(team, channel, thread_ts, dm=channel.startswith("D"))
         command = Command(spec.command, spec.follow_up.prompt, spec.name)
-        speaker = Speaker(f"slack:{user}", body["user"].get("name", ""))
+        speaker = Speaker(f"slack:{user}", await self.bot.events.name_of(user))
         await self._answer(command, key, channel, thread_ts, respond, speaker)

@@ -87,7 +87,7 @@ class WebApi:
         name = USERS.get(args.get("user", ""))
         if name is None:
             return {"ok": False, "error": "user_not_found"}
-        profile = {"display_name": name, "real_name": name.title()}
+        profile = {"display_name": name.title(), "real_name": f"{name.title()} Example"}
         return {"ok": True, "user": {"id": args["user"], "name": name, "profile": profile}}
 
     async def _post_message(self, args: Payload) -> Payload:

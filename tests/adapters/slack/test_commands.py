@@ -149,6 +149,7 @@ async def test_forget_me_deletes_what_the_user_said_everywhere_and_only_that(fak
     await fake.wait_for(lambda: "Alice" in str(fake.bot_messages(dm_channel(ALICE))))
     await fake.slash("/chat", "I like tea", channel=dm_channel(BOB), user=BOB)
     await fake.wait_for(lambda: "Bob" in str(fake.bot_messages(dm_channel(BOB))))
+    assert "asked by Bob" in str(fake.bot_messages(dm_channel(BOB))[0]["blocks"][0])
     await fake.post("/forget-me", channel=dm_channel(ALICE), mention=True)
     [note] = await fake.wait_for(lambda: fake.ephemerals_for(ALICE))
     assert "Deleted 1 of your messages" in note["text"]

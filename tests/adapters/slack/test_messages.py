@@ -84,7 +84,7 @@ async def test_mentions_of_people_reach_the_prompt_as_names(fake, start_bot):
     await fake.post("what does <@U0BOB> think of <#C0RANDOM|random>?", mention=True)
     await fake.wait_for(lambda: running.backend.requests)
     prompt = running.backend.requests[0].prompt
-    assert "@bob" in prompt and "#random" in prompt and "<@" not in prompt
+    assert "@Bob" in prompt and "#random" in prompt and "<@" not in prompt
 
 
 async def test_deleting_the_question_withdraws_the_answer(fake, start_bot):
@@ -108,4 +108,4 @@ async def test_speakers_in_a_thread_are_named_in_the_prompt(fake, start_bot):
     await fake.wait_for(lambda: "Bob" in "".join(_texts(fake.bot_messages(GENERAL))))
     prompt = running.backend.requests[-1].prompt
     assert "hi, I'm here" in prompt and "me too" in prompt
-    assert "alice: hi, I'm here" in prompt and "bob: me too" in prompt
+    assert "Alice: hi, I'm here" in prompt and "Bob: me too" in prompt
