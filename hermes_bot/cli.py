@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import sys
-import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -102,7 +101,6 @@ def setup_logging(level: str, log_file: Path | None = None, log_format: str = "t
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     # Library warnings (torch, transformers) go to the log, not into the chat.
     logging.captureWarnings(True)
-    warnings.simplefilter("default")
 
 
 def build_settings(args: argparse.Namespace, config: ConfigFile) -> Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import subprocess
@@ -81,6 +82,25 @@ def test_misspelt_config_key(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     path.write_text("[generation]\ntemprature = 0.5\n")
     assert bot.main(["--config", str(path), "--console"]) == 2
     assert "generation.temprature: unknown key" in capsys.readouterr().err
+
+
+def test_no_token_from_a_terminal_opens_the_console(
+    no_config: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    terminal = io.StringIO("/quit\n")
+    terminal.isatty = lambda: True  # type: ignore[method-assign]
+    monkeypatch.setattr(sys, "stdin", terminal)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        # The console starts by loading the model; a missing one ends it there, with exit code 1.
+        assert bot.main(["--model", str(tmp_path / "no-such-model")]) == 1
+    finally:
+        logging.captureWarnings(False)
+        root.handlers[:], root.level = saved
+    err = capsys.readouterr().err
+    assert "hermes-bot: loading" in err and "no terminal" not in err
 
 
 def test_bad_device_option(no_config: None, capsys: pytest.CaptureFixture) -> None:
