@@ -11,9 +11,11 @@ import fnmatch
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.utils import tqdm as hub_tqdm
 
 from hermes_bot.errors import ModelLoadError
 
@@ -25,6 +27,16 @@ FIRST_DELAY = 2.0
 KNOWN_SIZES = {"teknium/OpenHermes-2.5-Mistral-7B": 14_484_000_000}
 # What from_pretrained reads: configs, tokenizer files, and one format of weights.
 _SMALL_FILES = ("*.json", "*.model", "*.txt", "*.jinja", "*.tiktoken")
+
+
+class OneBar(hub_tqdm):
+    """The snapshot's bytes-downloaded bar only: one progress display, not one per file
+    plus a files bar and a reconstruction bar."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("desc") != "Downloading bytes":
+            kwargs["disable"] = True
+        super().__init__(*args, **kwargs)
 
 
 def _size(count: int | None) -> str:
@@ -58,7 +70,7 @@ def download(model_id: str) -> Path:
                 if any(fnmatch.fnmatch(entry.filename, pattern) for pattern in patterns)
             )
             _log.info("downloading %s (%s) into the Hugging Face cache", model_id, _size(size))
-            return Path(snapshot_download(model_id, allow_patterns=patterns))
+            return Path(snapshot_download(model_id, allow_patterns=patterns, tqdm_class=OneBar))
         except (RepositoryNotFoundError, RevisionNotFoundError):
             raise ModelLoadError(
                 f"{model_id!r} is not a model on the Hugging Face hub, or it is private or "

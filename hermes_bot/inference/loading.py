@@ -36,12 +36,15 @@ class LoadedModel:
 
 
 def route_library_logs() -> None:
-    """Send transformers' messages through our logging (no own stderr handler, no bars)."""
+    """Send transformers' messages through our logging (no own stderr handler, no bars but
+    the download's one, see download.py)."""
+    from huggingface_hub.utils import enable_progress_bars
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_default_handler()
     transformers_logging.enable_propagation()
-    transformers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()  # this switches the hub's bars off too
+    enable_progress_bars()
 
 
 def resolve_device(settings: ModelSettings) -> str:

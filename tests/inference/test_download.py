@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import socket
 from pathlib import Path
@@ -12,7 +13,7 @@ from huggingface_hub import constants
 from hermes_bot.config import ModelSettings
 from hermes_bot.errors import ModelLoadError
 from hermes_bot.inference import download
-from hermes_bot.inference.loading import load
+from hermes_bot.inference.loading import load, route_library_logs
 
 MODEL = "teknium/OpenHermes-2.5-Mistral-7B"
 
@@ -50,3 +51,24 @@ def test_an_unreachable_hub_gives_one_line_per_attempt_and_says_what_to_do(
     assert f"cannot download {MODEL} (about 14.5 GB) after 3 attempts" in message
     assert f"hf download {MODEL} --local-dir DIR" in message
     assert "--model DIR" in message and "HF_HUB_OFFLINE=1" in message
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_download_shows_one_progress_display_even_with_library_bars_off() -> None:
+    route_library_logs()  # what the bot does before loading: transformers' bars off
+    screen = _Terminal()
+    for desc, name in [
+        ("Fetching 3 files", None),
+        ("Downloading bytes", "huggingface_hub.snapshot_download.transfer"),
+        ("Reconstructing", "huggingface_hub.snapshot_download"),
+    ]:
+        bar = download.OneBar(desc=desc, total=10, file=screen, disable=None, name=name)
+        bar.update(10)
+        bar.close()
+    shown = screen.getvalue()
+    assert "Downloading bytes: 100%" in shown
+    assert "Fetching" not in shown and "Reconstructing" not in shown
