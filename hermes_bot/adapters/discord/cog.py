@@ -149,6 +149,7 @@ class ChatCog(commands.Cog):
         """With ``auto_thread``, a new thread for a mention that starts a conversation."""
         if not (
             self.settings.auto_thread
+            and not self.responder.closing
             and isinstance(message.channel, discord.TextChannel)
             and self._replied_to_me(message) is None
         ):
@@ -204,6 +205,10 @@ class ChatCog(commands.Cog):
             self.telemetry.refused("discord", "cooldown")
             await self._cool_down(message, decision)
             return
+        with self.responder.preparing():  # accepted: shutdown waits for its answer or notice
+            await self._answer(message, reference)
+
+    async def _answer(self, message: discord.Message, reference: discord.MessageReference) -> None:
         text = self._prompt_text(message)
         guild_id = message.guild.id if message.guild else None
         channel: discord.abc.Messageable = message.channel

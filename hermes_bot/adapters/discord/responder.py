@@ -11,8 +11,10 @@ message withdraws the answer: generation stops and what was shown is deleted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import discord
@@ -49,6 +51,7 @@ class Responder:
         self._keys: OrderedDict[int, str] = OrderedDict()
         self._turns: set[Turn] = set()
         self._by_source: dict[int, Turn] = {}
+        self._preparing = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -126,6 +129,21 @@ class Responder:
         except (*DELIVERY_ERRORS, TimeoutError) as error:
             _log.warning("could not clean up a stopped answer in %s: %r", turn.key, error)
 
+    @contextlib.contextmanager
+    def preparing(self) -> Iterator[None]:
+        """Hold shutdown while an accepted message's turn is being set up (a thread opened)."""
+        self._preparing += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._preparing -= 1
+            self._check_idle()
+
+    def _check_idle(self) -> None:
+        if not self._turns and not self._preparing:
+            self._idle.set()
+
     def _track(self, turn: Turn) -> None:
         self._turns.add(turn)
         self._idle.clear()
@@ -136,8 +154,7 @@ class Responder:
         self._turns.discard(turn)
         if turn.source_id is not None and self._by_source.get(turn.source_id) is turn:
             del self._by_source[turn.source_id]
-        if not self._turns:
-            self._idle.set()
+        self._check_idle()
 
     def withdraw(self, source_id: int) -> bool:
         """The user deleted message ``source_id``: stop answering it; True if it was in flight."""

@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from hermes_bot.adapters.discord.client import COMMAND_FAILED
+from hermes_bot.adapters.discord.responder import SHUTDOWN_NOTICE
 from hermes_bot.adapters.text import split_text
 from tests.adapters.discord.fake_discord import GENERAL_ID, GUILD_ID
 from tests.adapters.discord.fake_faults import DROP, DROP_AFTER
@@ -140,3 +141,18 @@ async def test_shutdown_while_a_streamed_edit_is_in_flight_still_finishes_the_an
     await closing
     [reply] = fake.bot_messages(GENERAL_ID)
     assert reply["content"] == ANSWER
+
+
+async def test_shutdown_while_a_thread_is_being_opened_still_tells_the_user(fake, start_bot):
+    run = await start_bot([ANSWER], auto_thread=True)
+    held = fake.fail("POST", "channels", str(GENERAL_ID), "messages", "*", "threads", hold=True)
+    await fake.send_message("let's talk")
+    await fake.wait_for(lambda: held.hits)
+    closing = asyncio.create_task(run.bot.close())
+    await fake.wait_for(lambda: run.bot.chat.responder.closing)
+    held.release.set()
+    await closing
+    [thread] = fake.created_threads
+    [notice] = fake.bot_messages(int(thread["id"]))
+    assert notice["content"] == SHUTDOWN_NOTICE
+    assert run.backend.requests == []
