@@ -6,6 +6,7 @@ import asyncio
 import re
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ import torch
 
 from hermes_bot.backend import GenerationParams, GenerationRequest
 from hermes_bot.errors import Busy, GenerationError, ModelLoadError, PromptTooLong
+from hermes_bot.inference import worker
 from hermes_bot.inference.kv_cache import SlotCache
 from hermes_bot.inference.runner import ModelRunner
 from tests.inference.conftest import chat
@@ -193,8 +195,12 @@ async def test_timeout_fails_the_request_and_frees_the_slot(models, make_backend
     assert result.completion_tokens == 2
 
 
-async def test_metrics_reach_stats_and_the_log(make_backend, caplog) -> None:
+async def test_metrics_reach_stats_and_the_log(make_backend, caplog, monkeypatch) -> None:
     caplog.set_level("INFO", logger="hermes_bot.inference.worker")
+    # The worker's clock starts near 0, as on a machine booted a moment ago.
+    boot = time.monotonic()
+    clock = SimpleNamespace(monotonic=lambda: time.monotonic() - boot)
+    monkeypatch.setattr(worker, "time", clock)
     backend = await make_backend()
     params = GenerationParams(max_new_tokens=5, do_sample=False)
     await asyncio.gather(*(backend.generate(GenerationRequest(p, params)) for p in PROMPTS))
