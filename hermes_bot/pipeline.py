@@ -12,9 +12,9 @@ import asyncio
 import logging
 import re
 import unicodedata
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from hermes_bot.attempt import Attempt, OnText, correction, make_attempt
 from hermes_bot.backend import (
     Backend,
     BackendStats,
@@ -26,8 +26,7 @@ from hermes_bot.backend import (
 from hermes_bot.config import ChatSettings, Settings
 from hermes_bot.conversation import Context, ConversationStore
 from hermes_bot.errors import HermesBotError, InputRejected, ToolValidationError
-from hermes_bot.observability import Telemetry, Turn, parse_stage
-from hermes_bot.parsing import ParsedCompletion, parse_completion, visible_text
+from hermes_bot.observability import Telemetry, Turn
 from hermes_bot.prompts import (
     Message,
     SystemPrompts,
@@ -37,11 +36,9 @@ from hermes_bot.prompts import (
     neutralize,
     resolve_dialect,
 )
-from hermes_bot.tools import Tool, ToolCall, find_tool, validate_call
+from hermes_bot.tools import Tool, find_tool
 
 _log = logging.getLogger(__name__)
-
-OnText = Callable[[str], Awaitable[None]]
 
 _CONTROL = re.compile(
     r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]"
@@ -50,8 +47,6 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _PLAIN_TEXT_NOTE = "Answer the user's last message in plain text, without calling any function."
 # A forced call must not be cut off mid-string: give it room for the longest valid call.
 FORCED_CALL_MIN_TOKENS = 1024
-# Characters of a rejected completion shown back to the model with the correction.
-ECHO_LIMIT = 2000
 _GIVE_UP = "I couldn't come up with a proper answer to that. Please rephrase and try again."
 
 
@@ -78,15 +73,6 @@ class ErrorReply:
 
 
 Reply = TextReply | ToolReply | ErrorReply
-
-
-@dataclass
-class _Attempt:
-    completion: str
-    parsed: ParsedCompletion
-    tools: list[Tool] = field(default_factory=list)
-    valid_calls: list[ToolCall] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
 
 
 def clean_user_text(text: str) -> str:
@@ -234,11 +220,7 @@ class Pipeline:
             self.telemetry.corrective_retries.inc()
             problems = attempt.problems or [f"call the function {forced_tool}"]
             _log.info("retrying a turn in %s after: %s", key, "; ".join(problems[:5]))
-            again = [
-                user,
-                Message("assistant", neutralize(attempt.completion[:ECHO_LIMIT])),
-                Message("user", _correction(problems)),
-            ]
+            again = correction(user, attempt, problems)
             attempt = await self._attempt(system, history, again, constraint, None, turn)
         reply = _reply(attempt)
         if reply is None:
@@ -253,7 +235,7 @@ class Pipeline:
         await self.conversations.record(key, context.speaker.user_id, user.content, answer)
         return reply
 
-    def _answer(self, attempt: _Attempt) -> str:
+    def _answer(self, attempt: Attempt) -> str:
         """What the assistant said, for the history: the valid calls, then any text."""
         calls = format_calls(attempt.valid_calls, self.dialect) if attempt.valid_calls else ""
         return "\n".join(part for part in (calls, attempt.parsed.text) if part)
@@ -266,7 +248,7 @@ class Pipeline:
         constraint: Constraint | None,
         on_text: OnText | None,
         turn: Turn,
-    ) -> _Attempt:
+    ) -> Attempt:
         params = self._params
         if constraint is not None and constraint.mode == "forced":
             params = params.with_overrides(
@@ -277,59 +259,14 @@ class Pipeline:
             system, history, new_messages, count_tokens=self.backend.count_tokens, budget=budget
         )
         request = GenerationRequest(prompt, params, constraint)
-        if on_text is None:
-            result = await self.backend.generate(request)
-            turn.mark_first_token()
-            completion = result.text
-            turn.prompt_tokens += result.prompt_tokens
-            turn.completion_tokens += result.completion_tokens
-        else:
-            completion = await _stream(self.backend, request, on_text, turn)
-            turn.prompt_tokens += self.backend.count_tokens(prompt)
-            turn.completion_tokens += self.backend.count_tokens(completion)
-        attempt = _Attempt(completion, parse_completion(completion))
-        attempt.problems.extend(attempt.parsed.errors)
-        for note in attempt.parsed.errors:
-            self.telemetry.parse_failures.labels(parse_stage(note)).inc()
-        for call in attempt.parsed.calls:
-            try:
-                attempt.tools.append(validate_call(call))
-                attempt.valid_calls.append(call)
-            except ToolValidationError as error:
-                attempt.problems.append(str(error))
-                tool = find_tool(call.name)
-                name = tool.__name__ if tool is not None else "unknown"
-                self.telemetry.validation_failures.labels(name).inc()
-        return attempt
+        return await make_attempt(
+            self.backend, request, on_text=on_text, turn=turn, telemetry=self.telemetry
+        )
 
 
-async def _stream(backend: Backend, request: GenerationRequest, on_text: OnText, turn: Turn) -> str:
-    completion = ""
-    shown = ""
-    async for delta in backend.stream(request):
-        turn.mark_first_token()
-        completion += delta
-        visible = visible_text(completion)
-        if visible != shown:
-            shown = visible
-            await on_text(visible)
-    return completion
-
-
-def _reply(attempt: _Attempt) -> Reply | None:
+def _reply(attempt: Attempt) -> Reply | None:
     if attempt.tools:
         return ToolReply(attempt.tools, attempt.parsed.text)
     if attempt.parsed.text and not attempt.problems:
         return TextReply(attempt.parsed.text)
     return None
-
-
-def _correction(problems: list[str], shown: int = 5) -> str:
-    listed = "\n".join(f"- {problem}" for problem in problems[:shown])
-    if len(problems) > shown:
-        listed += f"\n- ... and {len(problems) - shown} more"
-    return (
-        "Your function call was not valid:\n"
-        f"{listed}\n"
-        "Call the function again with valid arguments, or answer in plain text."
-    )
