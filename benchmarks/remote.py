@@ -25,9 +25,9 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hermes_bot.call_format import STOP_TOKENS
 from hermes_bot.config import Settings
 from hermes_bot.inference.remote import RemoteBackend
-from hermes_bot.inference.remote.engines import STOP
 from hermes_bot.pipeline import Pipeline, ToolReply
 from hermes_bot.prompts import Message, build_prompt, neutralize, system_prompt
 from tests.inference.remote.gguf_export import export_gguf
@@ -39,7 +39,7 @@ TOKENS = 48
 
 async def _raw_one(session: aiohttp.ClientSession, url: str, prompt: str) -> int:
     body = {"prompt": prompt, "max_tokens": TOKENS, "temperature": 0, "stream": True}
-    body["stop"] = list(STOP)
+    body["stop"] = list(STOP_TOKENS)
     chunks = 0
     async with session.post(f"{url}/completions", json=body) as response:
         async for line in response.content:

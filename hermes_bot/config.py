@@ -42,6 +42,8 @@ Lower = _folded(str.lower)
 Upper = _folded(str.upper)
 # Tokens a prompt needs at least: the system prompt with the function schemas and a message.
 MIN_PROMPT_TOKENS = 512
+# The serving engines the remote backend knows the request fields of.
+EngineName = Literal["vllm", "sglang", "llama.cpp", "ollama", "tgi", "generic"]
 
 
 class Section(BaseModel):
@@ -147,7 +149,7 @@ class RemoteSettings(Section):
     urls: list[str] = []
     api_key: SecretStr | None = None
     model: str | None = None
-    engine: Literal["auto", "vllm", "sglang", "llama.cpp", "ollama", "tgi", "generic"] = "auto"
+    engine: Literal["auto", EngineName] = "auto"
     tokenizer: str | None = None
     connect_timeout: float = Field(5.0, gt=0)
     read_timeout: float = Field(60.0, gt=0)

@@ -20,13 +20,13 @@ from typing import Any, Literal
 
 import aiohttp
 
-from hermes_bot.inference.remote.engines import STOP
+from hermes_bot.call_format import STOP_TOKENS
 
 _log = logging.getLogger(__name__)
 
 FailureKind = Literal["down", "busy", "rejected", "unknown_fields", "too_long", "auth", "model"]
 _TOO_LONG = ("context length", "context size", "context window", "too long", "maximum context")
-_LONGEST_STOP = max(len(stop) for stop in STOP)
+_LONGEST_STOP = max(len(stop) for stop in STOP_TOKENS)
 
 
 class ServerFailure(Exception):
@@ -109,14 +109,14 @@ class _StopCutter:
 
     def feed(self, delta: str) -> str:
         self.text += delta
-        cut = min((i for i in (self.text.find(s) for s in STOP) if i >= 0), default=-1)
+        cut = min((i for i in (self.text.find(s) for s in STOP_TOKENS) if i >= 0), default=-1)
         if cut >= 0:
             self.text, self.stopped = self.text[:cut], True
             end = cut
         else:
             end = len(self.text)
             for size in range(min(_LONGEST_STOP - 1, len(self.text)), 0, -1):
-                if any(stop.startswith(self.text[-size:]) for stop in STOP):
+                if any(stop.startswith(self.text[-size:]) for stop in STOP_TOKENS):
                     end -= size
                     break
         out, self.sent = self.text[self.sent : end], max(self.sent, end)

@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from hermes_bot.backend import Constraint, GenerationParams
 from hermes_bot.call_format import STOP_TOKENS
+from hermes_bot.config import EngineName
 from hermes_bot.inference.grammar_source import call_schema
 from hermes_bot.inference.remote.gbnf import gbnf
 from hermes_bot.tools import TOOLS
-
-EngineName = Literal["vllm", "sglang", "llama.cpp", "ollama", "tgi", "generic"]
-ENGINES: tuple[EngineName, ...] = ("vllm", "sglang", "llama.cpp", "ollama", "tgi", "generic")
-# Stop strings: the end of the assistant's turn, or the start of a turn it should not write.
-STOP = STOP_TOKENS
 
 # The fields every OpenAI-compatible server takes (all a server that rejects others gets).
 OPENAI_FIELDS = frozenset(
@@ -67,7 +63,7 @@ class Engine:
             "model": model,
             "prompt": prompt,
             "stream": True,
-            "stop": list(STOP),
+            "stop": list(STOP_TOKENS),
             **self.sampling_fields(params),
             **self.constraint_fields(constraint),
         }
