@@ -37,26 +37,34 @@ Key = tuple[str, ...]
 
 def user_config_dir() -> Path:
     """The per-user config directory: ~/.config/hermes-bot on Linux (XDG_CONFIG_HOME)."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        xdg = os.environ.get("XDG_CONFIG_HOME", "")
-        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".config"
-    return base / "hermes-bot"
+    home = Path.home()
+    return _app_dir(
+        windows=os.environ.get("APPDATA") or home / "AppData" / "Roaming",
+        macos=home / "Library" / "Application Support",
+        linux=_xdg("XDG_CONFIG_HOME", home / ".config"),
+    )
 
 
 def user_log_dir() -> Path:
     """Where the console writes its log: ~/.local/state/hermes-bot on Linux (XDG_STATE_HOME)."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Logs"
-    else:
-        xdg = os.environ.get("XDG_STATE_HOME", "")
-        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".local" / "state"
-    return base / "hermes-bot"
+    home = Path.home()
+    return _app_dir(
+        windows=os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local",
+        macos=home / "Library" / "Logs",
+        linux=_xdg("XDG_STATE_HOME", home / ".local" / "state"),
+    )
+
+
+def _app_dir(*, windows: str | Path, macos: Path, linux: Path) -> Path:
+    """hermes-bot's directory under the current platform's base directory."""
+    base = {"win32": windows, "darwin": macos}.get(sys.platform, linux)
+    return Path(base) / "hermes-bot"
+
+
+def _xdg(variable: str, default: Path) -> Path:
+    """An XDG base directory: the variable if it holds an absolute path, else the default."""
+    value = os.environ.get(variable, "")
+    return Path(value) if os.path.isabs(value) else default
 
 
 @dataclass(frozen=True)
