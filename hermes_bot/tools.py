@@ -122,7 +122,25 @@ class _Recommendation(Tool):
         return _not_empty(value, "interest")
 
 
-_BECAUSE = (("Because you like", "interest"),)
+def _recommending(
+    model: type[_Recommendation], noun: str, emoji: str, hint: str, label: str, *links: Link
+) -> ToolSpec:
+    """The declaration of ``/<noun> <interest>`` with a card linking searches for the pick."""
+    return ToolSpec(
+        model,
+        command=noun,
+        description=f"Recommend a {noun}",
+        prompt=f"Recommend me a {noun}. My interest: {{option}}",
+        option=Option("interest", hint),
+        card=Card(
+            f"A {noun} for you",
+            emoji,
+            headline=f"recommended_{noun}",
+            fields=(("Because you like", "interest"),),
+            links_label=label,
+            links=links,
+        ),
+    )
 
 
 class SongRecommendation(_Recommendation):
@@ -132,23 +150,14 @@ class SongRecommendation(_Recommendation):
 
 
 register(
-    ToolSpec(
+    _recommending(
         SongRecommendation,
-        command="song",
-        description="Recommend a song",
-        prompt="Recommend me a song. My interest: {option}",
-        option=Option("interest", "What you're into: a mood, a genre, an artist…"),
-        card=Card(
-            "A song for you",
-            "🎵",
-            headline="recommended_song",
-            fields=_BECAUSE,
-            links_label="Listen",
-            links=(
-                Link("YouTube", "https://www.youtube.com/results?search_query={}"),
-                Link("Spotify", "https://open.spotify.com/search/{}"),
-            ),
-        ),
+        "song",
+        "🎵",
+        "What you're into: a mood, a genre, an artist…",
+        "Listen",
+        Link("YouTube", "https://www.youtube.com/results?search_query={}"),
+        Link("Spotify", "https://open.spotify.com/search/{}"),
     )
 )
 
@@ -160,23 +169,14 @@ class BookRecommendation(_Recommendation):
 
 
 register(
-    ToolSpec(
+    _recommending(
         BookRecommendation,
-        command="book",
-        description="Recommend a book",
-        prompt="Recommend me a book. My interest: {option}",
-        option=Option("interest", "What you're into: a topic, a genre, an author…"),
-        card=Card(
-            "A book for you",
-            "📚",
-            headline="recommended_book",
-            fields=_BECAUSE,
-            links_label="Find it",
-            links=(
-                Link("Open Library", "https://openlibrary.org/search?q={}"),
-                Link("Google Books", "https://www.google.com/search?tbm=bks&q={}"),
-            ),
-        ),
+        "book",
+        "📚",
+        "What you're into: a topic, a genre, an author…",
+        "Find it",
+        Link("Open Library", "https://openlibrary.org/search?q={}"),
+        Link("Google Books", "https://www.google.com/search?tbm=bks&q={}"),
     )
 )
 
