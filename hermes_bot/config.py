@@ -109,7 +109,14 @@ class StorageSettings(Section):
     memory_megabytes: float = Field(64.0, gt=0)
 
 
-class DiscordSettings(Section):
+class PlatformSettings(Section):
+    """What every platform section has: the per-user rate limit (messages per window)."""
+
+    rate_limit_messages: int = Field(5, ge=1)
+    rate_limit_seconds: float = Field(30.0, gt=0)
+
+
+class DiscordSettings(PlatformSettings):
     token: SecretStr | None = None
     api_base_url: str = "https://discord.com/api/v10"
     gateway_url: str = "wss://gateway.discord.gg"
@@ -119,8 +126,6 @@ class DiscordSettings(Section):
     allowed_channels: list[int] = []
     allowed_roles: list[int] = []
     allowed_users: list[int] = []
-    rate_limit_messages: int = Field(5, ge=1)
-    rate_limit_seconds: float = Field(30.0, gt=0)
     stream_edit_interval: float = Field(1.0, ge=0.2)
     dev_guild_id: int | None = None
     sync_commands_on_start: bool = False
@@ -130,15 +135,13 @@ class DiscordSettings(Section):
     auto_thread: bool = False
 
 
-class SlackSettings(Section):
+class SlackSettings(PlatformSettings):
     bot_token: SecretStr | None = None
     app_token: SecretStr | None = None
     api_base_url: str = "https://slack.com/api/"
     allowed_workspaces: list[str] = []
     allowed_channels: list[str] = []
     allowed_users: list[str] = []
-    rate_limit_messages: int = Field(5, ge=1)
-    rate_limit_seconds: float = Field(30.0, gt=0)
     stream_update_interval: float = Field(1.0, ge=0.1)
     ping_interval: float = Field(10.0, gt=0)
 
