@@ -209,8 +209,12 @@ def add_environment(layers: Layers, model: type[BaseModel], environ: Mapping[str
         raise ConfigError("invalid environment:\n" + "\n".join(f"  {p}" for p in problems))
 
 
+# A value under a key naming one of these is never echoed in an error message.
+_SECRET_WORDS = ("token", "secret", "key")
+
+
 def _shown(key: Key, value: Any) -> str:
-    if any("token" in part or "secret" in part for part in key) or isinstance(value, SecretStr):
+    if any(word in part for part in key for word in _SECRET_WORDS) or isinstance(value, SecretStr):
         return ""
     text = repr(value)
     return f", got {text}" if len(text) <= 80 else ""

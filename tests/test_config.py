@@ -173,3 +173,13 @@ def test_slack_tokens_from_the_environment_are_secret(
     assert settings.slack.bot_token.get_secret_value() == "xoxb-from-env"
     assert settings.slack.app_token.get_secret_value() == "xapp-from-env"
     assert "from-env" not in repr(settings) + str(settings.model_dump())
+
+
+@pytest.mark.parametrize("section, key", [("remote", "api_key"), ("slack", "bot_token")])
+def test_an_invalid_secret_is_not_echoed(tmp_path: Path, section: str, key: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f"[{section}]\n{key} = 987654321\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    assert f"{section}.{key}" in str(caught.value)
+    assert "987654321" not in str(caught.value)
