@@ -78,13 +78,15 @@ class PromptTooLong(GenerationError):
 class ToolValidationError(HermesBotError):
     """A function call's name or arguments failed validation."""
 
-    default_user_message = "The model produced an invalid function call."
+    default_user_message = "That function call was not valid. Please rephrase and try again."
 
 
 class GrammarError(HermesBotError):
     """A constrained-decoding grammar could not be compiled."""
 
-    default_user_message = "Constrained decoding is misconfigured. Ask the bot's owner."
+    default_user_message = (
+        "Constrained decoding is misconfigured. Ask the bot's owner to check the logs."
+    )
 
 
 class StorageError(HermesBotError):

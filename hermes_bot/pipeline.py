@@ -191,7 +191,11 @@ class Pipeline:
         if forced_tool is not None:
             tool = find_tool(forced_tool)
             if tool is None:
-                raise ToolValidationError(f"unknown forced tool {forced_tool!r}")
+                raise ToolValidationError(
+                    f"unknown forced tool {forced_tool!r}",
+                    user_message="That command is not available. Ask the bot's owner to check "
+                    "the logs.",
+                )
             return Constraint("forced", self.dialect, (tool.__name__,))
         mode = self.chat.constraint
         return None if mode == "off" else Constraint(mode, self.dialect)

@@ -102,7 +102,10 @@ class SQLiteStore:
         except (OSError, sqlite3.Error) as error:
             raise StorageError(
                 f"cannot open conversation database {self.path}: {error}",
-                user_message=f"Cannot open the conversation database {self.path}: {error}.",
+                user_message=(
+                    f"Cannot open the conversation database {self.path} ({error}). "
+                    "Check storage.path and that its directory is writable."
+                ),
             ) from error
         try:
             connection.execute("PRAGMA journal_mode=WAL")

@@ -171,6 +171,15 @@ async def test_forced_tool_asks_for_a_forced_constraint() -> None:
     assert backend.requests[0].params.max_new_tokens >= 1024  # room for the longest valid call
 
 
+async def test_a_command_for_a_tool_that_is_gone_says_so_without_asking_the_model() -> None:
+    pipeline, backend = make([JOKE])
+    reply = await pipeline.respond("chan", "Tell me a riddle", forced_tool="riddle")
+    assert reply == ErrorReply(
+        "That command is not available. Ask the bot's owner to check the logs."
+    )
+    assert backend.requests == []
+
+
 async def test_streaming_never_shows_call_markup() -> None:
     seen: list[str] = []
 

@@ -169,6 +169,14 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     assert "unreadable" in error.value.user_message and str(path) in error.value.user_message
 
 
+def test_a_database_path_that_cannot_be_created_says_what_to_check(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    path = tmp_path / "file" / "c.db"
+    with pytest.raises(StorageError) as error:
+        asyncio.run(SQLiteStore(path, max_exchanges=5).open())
+    assert str(path) in error.value.user_message and "storage.path" in error.value.user_message
+
+
 _WRITER = textwrap.dedent(
     """
     import asyncio, sys
