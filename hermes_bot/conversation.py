@@ -103,8 +103,12 @@ class ConversationStore:
             return
         cutoff = time.time() - self._max_age
         while exchanges and exchanges[0].created_at < cutoff:
-            self._costs[key] -= _cost(exchanges[0])
-            self.bytes -= _cost(exchanges.popleft())
+            self._pop_oldest(key, exchanges)
+
+    def _pop_oldest(self, key: str, exchanges: deque[Exchange]) -> None:
+        cost = _cost(exchanges.popleft())
+        self._costs[key] -= cost
+        self.bytes -= cost
 
     def _cached(self, key: str) -> deque[Exchange] | None:
         exchanges = self._cache.get(key)
@@ -181,8 +185,7 @@ class ConversationStore:
             cached = self._insert(key, [])
         if cached is not None:
             if len(cached) == cached.maxlen:
-                self._costs[key] -= _cost(cached[0])
-                self.bytes -= _cost(cached[0])
+                self._pop_oldest(key, cached)
             cached.append(exchange)
             self._costs[key] += _cost(exchange)
             self.bytes += _cost(exchange)

@@ -101,11 +101,13 @@ def system_prompt(dialect: Dialect, extra: str = "") -> str:
 class SystemPrompts:
     """The system prompt in one dialect, plus per-channel instructions where configured."""
 
-    def __init__(self, dialect: Dialect, extra: str = "", channels: Mapping[str, str] = {}):
+    def __init__(
+        self, dialect: Dialect, extra: str = "", channels: Mapping[str, str] | None = None
+    ) -> None:
         self.default = neutralize(system_prompt(dialect, extra))
         self._by_channel = {
             channel: neutralize(system_prompt(dialect, f"{extra}\n\n{instructions}"))
-            for channel, instructions in channels.items()
+            for channel, instructions in (channels or {}).items()
         }
 
     def for_channels(self, channel_ids: Sequence[str]) -> str:
