@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -164,6 +165,10 @@ class RemoteSettings(Section):
     def _base_urls(cls, urls: list[str]) -> list[str]:
         cleaned = [url.strip().rstrip("/") for url in urls]
         for url in cleaned:
+            if "@" in urlsplit(url).netloc:
+                raise ValueError(
+                    "a URL holds credentials, which would be logged; use remote.api_key"
+                )
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"{url!r} is not an http(s) URL such as http://127.0.0.1:8000/v1")
         if len(set(cleaned)) != len(cleaned):

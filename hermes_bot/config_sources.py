@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import sys
 import tomllib
 import types
@@ -76,6 +77,7 @@ class ConfigFile:
     searched: tuple[Path, ...] = ()
 
     def describe(self) -> str:
+        """Which file is read and why, or where none was found."""
         if self.path is not None:
             return f"config file {self.path} ({self.how})"
         looked = ", ".join(str(path) for path in self.searched)
@@ -209,15 +211,16 @@ def add_environment(layers: Layers, model: type[BaseModel], environ: Mapping[str
         raise ConfigError("invalid environment:\n" + "\n".join(f"  {p}" for p in problems))
 
 
-# A value under a key naming one of these is never echoed in an error message.
+# A value under a key naming one of these, or holding a URL's credentials, is never echoed.
 _SECRET_WORDS = ("token", "secret", "key")
+_URL_CREDENTIALS = re.compile(r"://[^/\s]*@")
 
 
 def _shown(key: Key, value: Any) -> str:
     if any(word in part for part in key for word in _SECRET_WORDS) or isinstance(value, SecretStr):
         return ""
     text = repr(value)
-    return f", got {text}" if len(text) <= 80 else ""
+    return f", got {text}" if len(text) <= 80 and not _URL_CREDENTIALS.search(text) else ""
 
 
 def describe(error: ValidationError, layers: Layers) -> Iterator[str]:

@@ -49,6 +49,7 @@ class Turn:
     retries: int = 0
 
     def mark_first_token(self) -> None:
+        """Note the time to the first token (only the first call counts)."""
         if self.first_token is None:
             self.first_token = time.monotonic() - self.started
 

@@ -183,3 +183,12 @@ def test_an_invalid_secret_is_not_echoed(tmp_path: Path, section: str, key: str)
         load_settings(path, environ={})
     assert f"{section}.{key}" in str(caught.value)
     assert "987654321" not in str(caught.value)
+
+
+def test_a_remote_url_with_credentials_is_refused_without_echoing_them(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[remote]\nurls = ["http://bot:hunter2@10.0.0.5:8000/v1"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    assert "remote.urls: " in str(caught.value) and "remote.api_key" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
