@@ -85,6 +85,10 @@ class ModelRunner:
         self._group: PrefillGroup | None = None
         self._compiled_forward: Callable[..., torch.Tensor] | None = None
         if settings.compile:
+            # Tensors that live across steps at fixed addresses: CUDA graphs read and write
+            # them in place instead of copying them in and out of each replay.
+            for tensor in (*self.cache.keys, *self.cache.values, self._positions, self._last):
+                torch._dynamo.mark_static_address(tensor)
             mode = "reduce-overhead" if device.type == "cuda" else None
             self._compiled_forward = torch.compile(self._forward, dynamic=False, mode=mode)
 
