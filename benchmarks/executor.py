@@ -9,8 +9,10 @@ per request in arrival order (what the seed did); static: one left-padded
 ``model.generate`` over all N, run to the longest output; executor: all N
 streamed through TransformersBackend; builtin: transformers' continuous
 batching (``init_continuous_batching``, paged attention). Tokens/s counts each
-request's own output tokens; best of ``--repeat`` runs, because the machine is
-shared and noisy: compare ratios, not absolute numbers.
+request's own output tokens. Each of ``--repeat`` rounds runs the strategies
+back to back; the table shows each one's best round, the ratios are medians of
+the rounds' ratios (the machine is shared and noisy: compare ratios, not
+absolute numbers).
 
 Costs (module ``benchmarks.costs``): host time per row per decode step outside
 the model forward and the sampling math, reads from the device per step, KV
@@ -25,6 +27,7 @@ import argparse
 import asyncio
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -199,31 +202,42 @@ def run_builtin(manager: Any, work: list[Work]) -> Row:
     return Row("builtin", len(work), tokens, seconds, latencies, list(ttfts.values()))
 
 
+Runs = dict[tuple[str, int], list[Row]]
+
+
 async def throughput(
     model: Any, tokenizer: Any, backend: TransformersBackend, repeats: int
-) -> dict[tuple[str, int], Row]:
+) -> Runs:
+    """Every strategy at every N, ``repeats`` rounds; each round runs them back to back."""
     manager = start_builtin(model)
     warm = workload(tokenizer, 2, seed=99)
     run_naive(model, warm)
     await run_executor(backend, warm)
     run_builtin(manager, warm)
-    rows: dict[tuple[str, int], Row] = {}
+    runs: Runs = {}
     for n in SIZES:
         work = workload(tokenizer, n, seed=n)
-        runs = []
-        for _ in range(repeats):  # best of `repeats`: the machine is shared and noisy
-            runs += [run_naive(model, work), run_static(model, work)]
-            runs.append(await run_executor(backend, work))
-            runs.append(run_builtin(manager, work))
-        for row in runs:
-            best = rows.get((row.name, n))
-            if best is None or row.rate > best.rate:
-                rows[row.name, n] = row
-        for (_, size), row in rows.items():
+        for _ in range(repeats):
+            for row in (
+                run_naive(model, work),
+                run_static(model, work),
+                await run_executor(backend, work),
+                run_builtin(manager, work),
+            ):
+                runs.setdefault((row.name, n), []).append(row)
+        for (_, size), rows in runs.items():
             if size == n:
-                print(row.line(), flush=True)
+                print(max(rows, key=lambda row: row.rate).line(), flush=True)
     manager.stop(block=True)
-    return rows
+    return runs
+
+
+def ratio(runs: Runs, n: int, first: str, second: str) -> float:
+    """Median over rounds of ``first``'s throughput over ``second``'s in the same round: the
+    machine is shared, and load that comes and goes hits both sides of a round alike."""
+    return statistics.median(
+        a.rate / b.rate for a, b in zip(runs[first, n], runs[second, n], strict=True)
+    )
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -240,30 +254,30 @@ async def main(args: argparse.Namespace) -> None:
         )
         await backend.start()
         print(f"model: tiny Mistral '{args.size}', fp32, CPU, 1 torch thread")
-        rows = await throughput(model, tokenizer, backend, 1 if args.quick else args.repeat)
+        runs = await throughput(model, tokenizer, backend, 1 if args.quick else args.repeat)
         figures = await costs.measure(backend, model, tokenizer)
         await backend.close()
     for n in SIZES[1:]:
-        ex = rows["executor", n]
         print(
-            f"N={n}: executor/naive {ex.rate / rows['naive', n].rate:.2f}x, "
-            f"executor/static {ex.rate / rows['static', n].rate:.2f}x, "
-            f"executor/builtin {ex.rate / rows['builtin', n].rate:.2f}x"
+            f"N={n} (median of rounds): executor/naive {ratio(runs, n, 'executor', 'naive'):.2f}x, "
+            f"executor/static {ratio(runs, n, 'executor', 'static'):.2f}x, "
+            f"executor/builtin {ratio(runs, n, 'executor', 'builtin'):.2f}x"
         )
-    lone = percentile(rows["executor", 1].latencies, 0.5) / percentile(
-        rows["naive", 1].latencies, 0.5
+    lone = statistics.median(
+        percentile(a.latencies, 0.5) / percentile(b.latencies, 0.5)
+        for a, b in zip(runs["executor", 1], runs["naive", 1], strict=True)
     )
     print(f"lone request latency executor/generate: {lone:.2f}x")
-    figures["vs_builtin_16"] = rows["executor", 16].rate / rows["builtin", 16].rate
-    figures["vs_builtin_32"] = rows["executor", 32].rate / rows["builtin", 32].rate
-    figures["executor_vs_naive"] = rows["executor", 16].rate / rows["naive", 16].rate
+    figures["vs_builtin_16"] = ratio(runs, 16, "executor", "builtin")
+    figures["vs_builtin_32"] = ratio(runs, 32, "executor", "builtin")
+    figures["executor_vs_naive"] = ratio(runs, 16, "executor", "naive")
     for name, value in figures.items():
         print(f"{name}={value:.4g}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one run of each, not best of 3")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per strategy (best kept)")
+    parser.add_argument("--quick", action="store_true", help="one round, not --repeat")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (ratios: their median)")
     parser.add_argument("--size", choices=["tiny", "60m"], default="tiny")
     asyncio.run(main(parser.parse_args()))
