@@ -162,20 +162,26 @@ class ModelRunner:
 
     def _compact(self) -> None:
         """Move the highest rows into free lower slots, so decoding reads slots 0..B-1."""
-        free = [slot for slot, job in enumerate(self._rows) if job is None]
-        for target in free:
-            source = self._top() - 1
-            if source <= target:
-                break
-            length = self._lengths[source]
-            self.cache.move(source, target, length)
-            self._metrics.moved(length * self.cache.bytes_per_token)
-            self._sampler.move(source, target)
-            for tensor in (self._positions, self._last, self._step):
-                tensor[target] = tensor[source]
-            self._rows[target] = self._rows[source]
-            self._lengths[target] = length
-            self._release(source)
+        low, high = 0, len(self._rows) - 1
+        while True:
+            while low < high and self._rows[low] is not None:
+                low += 1
+            while high > low and self._rows[high] is None:
+                high -= 1
+            if low >= high:
+                return
+            self._move(high, low)
+
+    def _move(self, source: int, target: int) -> None:
+        length = self._lengths[source]
+        self.cache.move(source, target, length)
+        self._metrics.moved(length * self.cache.bytes_per_token)
+        self._sampler.move(source, target)
+        for tensor in (self._positions, self._last, self._step):
+            tensor[target] = tensor[source]
+        self._rows[target] = self._rows[source]
+        self._lengths[target] = length
+        self._release(source)
 
     def _top(self) -> int:
         return max((slot + 1 for slot, job in enumerate(self._rows) if job is not None), default=0)
