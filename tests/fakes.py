@@ -85,3 +85,13 @@ class ScriptedBackend:
 
     def stats(self) -> BackendStats:
         return BackendStats(model="scripted", device="none", completed=len(self.requests))
+
+
+class Screen:
+    """What a streamed answer showed, in order: pass it as ``on_text``."""
+
+    def __init__(self) -> None:
+        self.shown: list[str] = []
+
+    async def __call__(self, text: str) -> None:
+        self.shown.append(text)

@@ -9,7 +9,7 @@ from hermes_bot.config import Settings
 from hermes_bot.errors import Busy
 from hermes_bot.pipeline import ErrorReply, Pipeline, TextReply, ToolReply
 from hermes_bot.tools import BookRecommendation, Joke, SongRecommendation
-from tests.fakes import ScriptedBackend
+from tests.fakes import Screen, ScriptedBackend
 
 JOKE = (
     '<multiplefunctions><functioncall>{"name": "Joke", "arguments": {"setup": '
@@ -181,16 +181,12 @@ async def test_a_command_for_a_tool_that_is_gone_says_so_without_asking_the_mode
 
 
 async def test_streaming_never_shows_call_markup() -> None:
-    seen: list[str] = []
-
-    async def on_text(text: str) -> None:
-        seen.append(text)
-
+    screen = Screen()
     pipeline, _ = make(["Sure, here is one! " + JOKE])
-    reply = await pipeline.respond("chan", "joke", on_text=on_text)
+    reply = await pipeline.respond("chan", "joke", on_text=screen)
     assert isinstance(reply, ToolReply)
-    assert seen and seen[-1] == "Sure, here is one!"
-    assert not any("<" in text or "{" in text for text in seen)
+    assert screen.shown and screen.shown[-1] == "Sure, here is one!"
+    assert not any("<" in text or "{" in text for text in screen.shown)
 
 
 async def test_busy_backend_tells_the_user() -> None:

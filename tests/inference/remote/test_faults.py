@@ -9,6 +9,7 @@ import pytest
 from hermes_bot.backend import GenerationParams, GenerationRequest
 from hermes_bot.errors import PromptTooLong
 from hermes_bot.pipeline import ErrorReply, Pipeline, TextReply, ToolReply
+from tests.fakes import Screen
 from tests.inference.remote.faulty_server import FaultyServer
 
 UNREACHABLE = "The model server is unreachable right now. Please try again in a few minutes."
@@ -36,12 +37,7 @@ async def test_a_broken_only_server_gives_a_clear_message(faulty, make_remote, f
     server = await faulty(fault)
     backend, settings = await make_remote([server.url], read_timeout=0.5)
     pipeline = Pipeline.from_settings(backend, settings)
-    seen: list[str] = []
-
-    async def on_text(text: str) -> None:
-        seen.append(text)
-
-    reply = await pipeline.respond("chat", "hello", on_text=on_text)
+    reply = await pipeline.respond("chat", "hello", on_text=Screen())
     assert reply == ErrorReply(message)
     [status] = backend.stats().servers
     assert status.state == "down"

@@ -9,6 +9,7 @@ from hermes_bot.inference.remote.gbnf import gbnf
 from hermes_bot.parsing import parse_completion
 from hermes_bot.pipeline import Pipeline, TextReply, ToolReply
 from hermes_bot.tools import TOOLS, BookRecommendation, Joke, SongRecommendation
+from tests.fakes import Screen
 from tests.inference.remote.conftest import post_json
 
 PROMPT = "<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
@@ -19,15 +20,11 @@ SAMPLES = 3
 async def test_chat_streams_and_the_deltas_join_to_the_whole_reply(llama_server, make_remote):
     backend, settings = await make_remote([llama_server.url])
     pipeline = Pipeline.from_settings(backend, settings)
-    shown: list[str] = []
-
-    async def on_text(text: str) -> None:
-        shown.append(text)
-
-    reply = await pipeline.respond("chat", "hello there", on_text=on_text)
+    screen = Screen()
+    reply = await pipeline.respond("chat", "hello there", on_text=screen)
     assert isinstance(reply, TextReply)
-    assert len(shown) > 1  # streamed, not delivered at once
-    assert reply.text == shown[-1].strip()
+    assert len(screen.shown) > 1  # streamed, not delivered at once
+    assert reply.text == screen.shown[-1].strip()
     assert "<|im_end|>" not in reply.text and "<|im_start|>" not in reply.text
     [server] = backend.stats().servers
     assert (server.engine, server.state, server.completed) == ("llama.cpp", "up", 1)

@@ -6,6 +6,7 @@ import logging
 
 from hermes_bot.backend import Constraint, GenerationParams, GenerationRequest
 from hermes_bot.pipeline import Pipeline, TextReply
+from tests.fakes import Screen
 
 PROMPT = "<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
 
@@ -15,14 +16,10 @@ async def test_chat_streams_from_transformers_serve(transformers_server, make_re
         [transformers_server.url], model=transformers_server.model
     )
     pipeline = Pipeline.from_settings(backend, settings)
-    shown: list[str] = []
-
-    async def on_text(text: str) -> None:
-        shown.append(text)
-
-    reply = await pipeline.respond("chat", "hello there", on_text=on_text)
+    screen = Screen()
+    reply = await pipeline.respond("chat", "hello there", on_text=screen)
     assert isinstance(reply, TextReply)
-    assert shown and reply.text == shown[-1].strip()
+    assert screen.shown and reply.text == screen.shown[-1].strip()
     [server] = backend.stats().servers
     assert (server.engine, server.state, server.completed) == ("generic", "up", 1)
 
