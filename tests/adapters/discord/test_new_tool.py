@@ -3,62 +3,17 @@ with no adapter edited."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import llguidance.hf
-import pytest
-from pydantic import Field
 
 from hermes_bot.adapters.terminal import render_tool
 from hermes_bot.backend import Constraint
 from hermes_bot.inference.grammar import startup_constraints
 from hermes_bot.prompts import format_calls, system_prompt
-from hermes_bot.tools import (
-    Card,
-    FollowUp,
-    Option,
-    Tool,
-    ToolCall,
-    ToolSpec,
-    register,
-    unregister,
-    validate_call,
-)
+from hermes_bot.tools import ToolCall, validate_call
 from tests.adapters.discord.fake_discord import GENERAL_ID
-
-
-class Riddle(Tool):
-    """Ask the user a riddle about a topic."""
-
-    topic: str = Field(description="What the riddle is about", max_length=100)
-    question: str = Field(description="The riddle", max_length=300)
-    solution: str = Field(description="Its solution", max_length=300)
-
-
-RIDDLE = ToolSpec(
-    Riddle,
-    command="riddle",
-    description="Ask me a riddle",
-    prompt="Give me a riddle about {option}.",
-    option=Option("topic", "What the riddle should be about", max_length=50),
-    card=Card(
-        "A riddle", "🧩", headline="question", secret="solution", fields=(("About", "topic"),)
-    ),
-    follow_up=FollowUp("Another riddle", "🔁", "Another riddle on the same topic, please."),
-)
-CALL = ToolCall(
-    "Riddle", {"topic": "cats", "question": "What has nine lives?", "solution": "A cat."}
-)
-
-
-@pytest.fixture
-def riddle() -> Iterator[ToolSpec]:
-    register(RIDDLE)
-    try:
-        yield RIDDLE
-    finally:
-        unregister("Riddle")
+from tests.adapters.new_tool import CALL
 
 
 async def test_its_slash_command_card_and_button_appear_on_discord(fake, start_bot, riddle):

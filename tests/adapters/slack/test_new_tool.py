@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from hermes_bot.adapters.slack.blocks import FOLLOW_UP, REVEAL
 from hermes_bot.backend import Constraint
 from hermes_bot.prompts import format_calls
-from hermes_bot.tools import ToolSpec, register, unregister
-from tests.adapters.discord.test_new_tool import CALL, RIDDLE
+from tests.adapters.new_tool import CALL
 from tests.adapters.slack.fake_slack import ALICE, GENERAL
-
-
-@pytest.fixture
-def riddle() -> Iterator[ToolSpec]:
-    register(RIDDLE)
-    try:
-        yield RIDDLE
-    finally:
-        unregister("Riddle")
 
 
 async def test_its_slash_command_card_and_buttons_appear_on_slack(fake, start_bot, riddle):
