@@ -43,6 +43,8 @@ class PlatformError(HermesBotError):
 class InputRejected(HermesBotError):
     """A user's message cannot be processed (empty, too long, ...)."""
 
+    default_user_message = "I can't process that message. Change it and try again."
+
 
 class Busy(HermesBotError):
     """The inference queue is full; the request was not accepted."""
