@@ -221,4 +221,9 @@ async def measure(backend: TransformersBackend, reference: Any, tokenizer: Any) 
     print(f"DynamicCache (the executor before): {copied / 2**20:.2f} MiB copied per decode step")
     figures.update(detokenization(tokenizer))
     figures.update(await prefix_reuse(backend))
+    numbers = backend.metrics.snapshot()
+    print(
+        f"KV moved to a lower slot when a row left (all runs): "
+        f"{numbers.kv_bytes_moved / max(1, numbers.completed) / 1024:.1f} KiB per request"
+    )
     return figures
