@@ -39,6 +39,7 @@ def starts_like_call(text: str) -> bool:
 
 
 def looks_like_call(text: str) -> bool:
+    """Cheap pre-check: ``text`` mentions both a name key and an arguments key."""
     return bool(_NAME_HINT.search(text) and _ARGS_HINT.search(text))
 
 
@@ -118,6 +119,7 @@ def read_json_call(payload: str, label: str, report: bool) -> Found | None:
 
 
 def unfence(payload: str) -> str:
+    """``payload`` without a surrounding code fence (and its info string), stripped."""
     payload = payload.strip()
     if payload.startswith("```"):
         payload = payload[FENCE_INFO.match(payload, 3).end() :].removesuffix("```").strip()

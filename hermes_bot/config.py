@@ -48,10 +48,14 @@ EngineName = Literal["vllm", "sglang", "llama.cpp", "ollama", "tgi", "generic"]
 
 
 class Section(BaseModel):
+    """One ``[section]`` of config.toml: unknown keys are errors."""
+
     model_config = ConfigDict(extra="forbid")
 
 
 class ModelSettings(Section):
+    """``[model]``: which model, and how it is loaded."""
+
     id: str = DEFAULT_MODEL
     dtype: Annotated[Literal["auto", "float16", "bfloat16", "float32"], Lower] = "auto"
     device: Annotated[Literal["auto", "cuda", "cpu", "mps"], Lower] = "auto"
@@ -65,6 +69,8 @@ class ModelSettings(Section):
 
 
 class GenerationSettings(Section):
+    """``[generation]``: the default sampling parameters."""
+
     max_new_tokens: int = Field(512, ge=1)
     do_sample: bool = True
     temperature: float = Field(0.7, ge=0.0)
@@ -73,10 +79,13 @@ class GenerationSettings(Section):
     repetition_penalty: float = Field(1.0, gt=0.0)
 
     def params(self) -> GenerationParams:
+        """These settings as the backends' GenerationParams."""
         return GenerationParams(**self.model_dump())
 
 
 class ExecutorSettings(Section):
+    """``[executor]``: the in-process backend's batching, KV cache and queue."""
+
     max_batch_size: int = Field(16, ge=1)
     queue_size: int = Field(64, ge=1)
     request_timeout: float = Field(120.0, gt=0)
@@ -94,6 +103,8 @@ class ChannelPrompt(Section):
 
 
 class ChatSettings(Section):
+    """``[chat]``: system prompt, history, message limits, retries, constraints."""
+
     max_message_chars: int = Field(4000, ge=1)
     history_turns: int = Field(20, ge=0)
     corrective_retries: int = Field(1, ge=0)
@@ -103,6 +114,8 @@ class ChatSettings(Section):
 
 
 class StorageSettings(Section):
+    """``[storage]``: where histories are kept, and for how long."""
+
     backend: Literal["sqlite", "memory"] = "sqlite"
     path: Path = Path("data/conversations.db")
     max_age_days: float = Field(30.0, ge=0)
@@ -118,6 +131,8 @@ class PlatformSettings(Section):
 
 
 class DiscordSettings(PlatformSettings):
+    """``[discord]``: the token, where the bot answers, who may use it."""
+
     token: SecretStr | None = None
     api_base_url: str = "https://discord.com/api/v10"
     gateway_url: str = "wss://gateway.discord.gg"
@@ -137,6 +152,8 @@ class DiscordSettings(PlatformSettings):
 
 
 class SlackSettings(PlatformSettings):
+    """``[slack]``: the tokens and who may use the bot."""
+
     bot_token: SecretStr | None = None
     app_token: SecretStr | None = None
     api_base_url: str = "https://slack.com/api/"
@@ -177,6 +194,8 @@ class RemoteSettings(Section):
 
 
 class LoggingSettings(Section):
+    """``[logging]``: level, file and format of the log."""
+
     level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], Upper] = "INFO"
     # Unset: stderr, except in the console, which logs to <user log dir>/console.log.
     file: Path | None = None
@@ -184,6 +203,8 @@ class LoggingSettings(Section):
 
 
 class MetricsSettings(Section):
+    """``[metrics]``: the Prometheus / health endpoint and the periodic log line."""
+
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = Field(9464, ge=1, le=65535)

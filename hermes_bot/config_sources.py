@@ -106,6 +106,7 @@ class Layers:
     origins: dict[Key, str] = field(default_factory=dict)
 
     def set(self, key: Key, value: Any, origin: str) -> None:
+        """Set ``key`` to ``value``, replacing what lay under it, and remember ``origin``."""
         node = self.data
         for part in key[:-1]:
             child = node.get(part)
@@ -117,6 +118,7 @@ class Layers:
         self.origins[key] = origin
 
     def add_tree(self, tree: Mapping[str, Any], origin: str, prefix: Key = ()) -> None:
+        """Set every leaf of ``tree`` (a parsed TOML file), each from ``origin``."""
         for name, value in tree.items():
             if isinstance(value, Mapping) and value:
                 self.add_tree(value, origin, (*prefix, name))
@@ -133,6 +135,7 @@ class Layers:
 
 
 def read_file(path: Path) -> dict[str, Any]:
+    """The TOML file at ``path``; ConfigError when it cannot be read or parsed."""
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:

@@ -108,6 +108,7 @@ class _StopCutter:
         self.stopped = False
 
     def feed(self, delta: str) -> str:
+        """Add ``delta``; returns the text now safe to pass on."""
         self.text += delta
         cut = min((i for i in (self.text.find(s) for s in STOP_TOKENS) if i >= 0), default=-1)
         if cut >= 0:
@@ -123,6 +124,7 @@ class _StopCutter:
         return out
 
     def flush(self) -> str:
+        """The text held back, at the end of the stream."""
         out, self.sent = self.text[self.sent :], len(self.text)
         return out
 
