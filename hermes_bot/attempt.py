@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from hermes_bot.backend import Backend, GenerationRequest
 from hermes_bot.errors import ToolValidationError
-from hermes_bot.observability import Telemetry, Turn, parse_stage
-from hermes_bot.parsing import ParsedCompletion, parse_completion, visible_text
+from hermes_bot.observability import Telemetry, Turn
+from hermes_bot.parsing import ParsedCompletion, parse_completion, parse_stage, visible_text
 from hermes_bot.prompts import Message, neutralize
 from hermes_bot.tools import Tool, ToolCall, find_tool, validate_call
 

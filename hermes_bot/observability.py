@@ -54,13 +54,6 @@ class Turn:
             self.first_token = time.monotonic() - self.started
 
 
-def parse_stage(note: str) -> str:
-    """The parser stage an error note comes from (by its label): ``fence``, ``json`` or ``tag``."""
-    if note.startswith("fenced block"):
-        return "fence"
-    return "json" if note.startswith("JSON call") else "tag"
-
-
 class _LiveNumbers(Collector):
     """Gauges read at scrape time: the backend's queue and batch, the conversation store."""
 

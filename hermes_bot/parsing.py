@@ -15,7 +15,6 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
 
 from hermes_bot.call_format import (
     CALL_FORMATS,
@@ -35,12 +34,16 @@ from hermes_bot.call_reading import (
     read_tag_block,
     starts_like_call,
 )
+from hermes_bot.chat_text import assemble
 from hermes_bot.payloads import ValueScanner, scan_brackets, split_leading_value
 from hermes_bot.tools import ToolCall
 
 _log = logging.getLogger(__name__)
 
 MAX_ERRORS = 20
+# How error notes name what they are about (a call-tag block is named by its tag).
+FENCE_LABEL = "fenced block"
+JSON_LABEL = "JSON call"
 
 _SPECIAL = control_pattern()
 _NEXT_TURN = re.compile(rf"{re.escape(IM_END)}\s*{re.escape(IM_START)}")
@@ -84,6 +87,13 @@ def parse_completion(text: str) -> ParsedCompletion:
         return ParsedCompletion(fallback, [], ["the reply could not be parsed"])
 
 
+def parse_stage(note: str) -> str:
+    """The stage an error note comes from: ``fence``, ``json`` or ``tag``."""
+    if note.startswith(FENCE_LABEL):
+        return "fence"
+    return "json" if note.startswith(JSON_LABEL) else "tag"
+
+
 def visible_text(partial_text: str) -> str:
     """The chat text of a still-arriving completion that is safe to show; never raises."""
     try:
@@ -103,7 +113,7 @@ def _parse(text: str) -> ParsedCompletion:
             for piece in pieces
             for out in (stage(piece, counter) if isinstance(piece, str) else [piece])
         ]
-    chat, calls, errors = _assemble(pieces)
+    chat, calls, errors = assemble(pieces)
     if len(errors) > MAX_ERRORS:
         errors = [*errors[:MAX_ERRORS], f"... and {len(errors) - MAX_ERRORS} more unreadable calls"]
     return ParsedCompletion(chat, calls, errors)
@@ -170,7 +180,7 @@ def _fence_stage(text: str, counter: Iterator[int]) -> list[_Piece]:
     for j in range(0, len(fences), 2):
         start = fences[j]
         body = FENCE_INFO.match(text, start + 3).end()
-        label = f"fenced block {next(counter)}"
+        label = f"{FENCE_LABEL} {next(counter)}"
         report = text[start + 3 : body].lower() in _CALL_FENCES  # else unreadable code is chat
         if j + 1 < len(fences):
             payload, rest, end = text[body : fences[j + 1]], "", fences[j + 1] + 3
@@ -196,7 +206,8 @@ def _bare_stage(text: str, counter: Iterator[int]) -> list[_Piece]:
         candidate = text[start:end]
         if not looks_like_call(candidate):
             continue
-        found = read_json_call(candidate, f"JSON call {next(counter)}", starts_like_call(candidate))
+        label = f"{JSON_LABEL} {next(counter)}"
+        found = read_json_call(candidate, label, starts_like_call(candidate))
         if found is not None:
             if text[start - 1 : start] == "`" == text[end : end + 1]:  # inline code
                 start, end = start - 1, end + 1
@@ -223,56 +234,6 @@ _STAGES: tuple[_Stage, ...] = (
     _bare_stage,
     _leftover_stage,
 )
-
-
-def _assemble(pieces: list[_Piece]) -> tuple[str, list[ToolCall], list[str]]:
-    """Join the chat around removed markup, then tidy whitespace."""
-    calls: list[ToolCall] = []
-    errors: list[str] = []
-    entries: list[list[Any]] = []  # [text, removal before it, removal after it]
-    gap = False
-    for piece in pieces:
-        if isinstance(piece, Found):
-            calls += piece.calls
-            errors += piece.errors
-            gap = True
-            if entries:
-                entries[-1][2] = True
-        elif piece:
-            entries.append([piece, gap, False])
-            gap = False
-    out: list[str] = []
-    for text, after_gap, before_gap in entries:
-        if after_gap:
-            text = text.lstrip(" \t")
-        if before_gap:
-            text = text.rstrip(" \t")
-        if not text:
-            continue
-        if out and after_gap:
-            if out[-1].endswith("\n") and text.startswith("\n"):
-                text = text[1:]  # the removed markup had a line of its own
-            elif not out[-1].endswith("\n") and not text.startswith("\n"):
-                out.append(" ")
-        out.append(text)
-    chat = _drop_empty_fences("".join(out))
-    chat = "\n".join(line.rstrip(" \t") for line in chat.split("\n"))
-    chat = re.sub(r"\n{3,}", "\n\n", chat)
-    return chat.strip(), calls, errors
-
-
-def _drop_empty_fences(chat: str) -> str:
-    """Remove code fences left with nothing inside (they wrapped a removed call)."""
-    fences = [match.start() for match in _FENCE.finditer(chat)]
-    out: list[str] = []
-    pos = 0
-    for j in range(0, len(fences) - 1, 2):
-        start, close = fences[j], fences[j + 1]
-        if not chat[FENCE_INFO.match(chat, start + 3).end() : close].strip():
-            out += [chat[pos:start], "\n"]  # a newline, so no tag is glued together
-            pos = close + 3
-    out.append(chat[pos:])
-    return "".join(out)
 
 
 def _held_back_from(text: str) -> int:
