@@ -9,18 +9,24 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from hermes_bot.adapters.discord.embeds import FollowUpView, make_embed, status_embed
+from hermes_bot.adapters.discord.mapping import context_of, conversation_key, make_gate, origin_of
 from hermes_bot.adapters.discord.responder import Responder
-from hermes_bot.adapters.discord.streaming import DELIVERY_ERRORS, NO_MENTIONS, ReplyWriter, Send
-from hermes_bot.adapters.gate import Decision, Gate, Origin, Verdict
-from hermes_bot.config import DiscordSettings, Settings
-from hermes_bot.conversation import Context, Speaker
+from hermes_bot.adapters.discord.streaming import (
+    DELIVERY_ERRORS,
+    NO_MENTIONS,
+    ReplyWriter,
+    Send,
+    followup_send,
+    keep_typing,
+)
+from hermes_bot.adapters.gate import Decision, Origin, Verdict
+from hermes_bot.config import Settings
 from hermes_bot.errors import StorageError
 from hermes_bot.pipeline import Pipeline
 from hermes_bot.tools import SPECS, ToolSpec
@@ -29,69 +35,7 @@ _log = logging.getLogger(__name__)
 
 COOLDOWN_REACTION = "⏳"
 REFUSAL = "Sorry, I'm not enabled for you here. Ask a server admin if you think I should be."
-TYPING_REFRESH = 8.0  # Discord shows "typing…" for about 10 s per call
 _USER_MENTION = re.compile(r"<@!?(\d+)>")
-
-
-def conversation_key(guild_id: int | None, channel_id: int | None, user_id: int) -> str:
-    """One conversation per guild channel or thread; DMs per user."""
-    if guild_id is None or channel_id is None:
-        return f"discord:dm:{user_id}"
-    return f"discord:channel:{channel_id}"
-
-
-def _origin(
-    user: discord.abc.User, guild_id: int | None, channel: object, channel_id: int | None
-) -> Origin:
-    channel_ids = [channel_id] if channel_id is not None else []
-    parent_id = getattr(channel, "parent_id", None)
-    if parent_id is not None:
-        channel_ids.append(parent_id)
-    roles = tuple(role.id for role in getattr(user, "roles", []))
-    return Origin(user.id, guild_id, tuple(channel_ids), roles)
-
-
-def _context(user: discord.abc.User, guild_id: int | None, channel: object) -> Context:
-    """Platform, kind of conversation, speaker and channel ids (a thread's parent second)."""
-    speaker = Speaker(f"discord:{user.id}", user.display_name)
-    channel_id = getattr(channel, "id", None)
-    if guild_id is None or channel_id is None:
-        return Context("discord", "dm", speaker)
-    parent_id = getattr(channel, "parent_id", None)
-    if parent_id is None:
-        return Context("discord", "channel", speaker, (str(channel_id),))
-    return Context("discord", "thread", speaker, (str(channel_id), str(parent_id)))
-
-
-def make_gate(settings: DiscordSettings) -> Gate:
-    """The platform-neutral gate, configured from the ``[discord]`` section."""
-    return Gate(
-        workspaces=settings.allowed_guilds,
-        channels=settings.allowed_channels,
-        roles=settings.allowed_roles,
-        users=settings.allowed_users,
-        limit=settings.rate_limit_messages,
-        window=settings.rate_limit_seconds,
-    )
-
-
-async def _keep_typing(channel: discord.abc.Messageable) -> None:
-    """Show "typing…" until cancelled; decoration only, so any failure just ends it."""
-    try:
-        while True:
-            await channel.typing()
-            await asyncio.sleep(TYPING_REFRESH)
-    except DELIVERY_ERRORS as error:
-        _log.debug("typing indicator failed: %r", error)
-
-
-def _followup_send(interaction: discord.Interaction) -> Send:
-    """Send a follow-up message (webhooks take no nonce, so it is dropped)."""
-
-    async def send(*, nonce: int | None = None, **options: Any) -> discord.Message:
-        return await interaction.followup.send(wait=True, **options)
-
-    return send
 
 
 class ChatCog(commands.Cog):
@@ -187,7 +131,7 @@ class ChatCog(commands.Cog):
         """Answer a mention, a DM, a reply to the bot, or any message in a respond_in channel."""
         if message.author.bot or not self._addressed(message):
             return
-        origin = _origin(
+        origin = origin_of(
             message.author,
             message.guild.id if message.guild else None,
             message.channel,
@@ -224,8 +168,8 @@ class ChatCog(commands.Cog):
             interval=self.settings.stream_edit_interval,
             on_again=self.follow_up,
         )
-        context = _context(message.author, guild_id, channel)
-        typing = asyncio.create_task(_keep_typing(channel), name="discord-typing")
+        context = context_of(message.author, guild_id, channel)
+        typing = asyncio.create_task(keep_typing(channel), name="discord-typing")
         try:
             await self.responder.answer(key, text, writer, context=context, source_id=message.id)
         finally:
@@ -254,7 +198,7 @@ class ChatCog(commands.Cog):
     # -- interactions -----------------------------------------------------------------------
 
     def _interaction_origin(self, interaction: discord.Interaction) -> Origin:
-        return _origin(
+        return origin_of(
             interaction.user, interaction.guild_id, interaction.channel, interaction.channel_id
         )
 
@@ -285,12 +229,12 @@ class ChatCog(commands.Cog):
             await interaction.response.send_message(notice, ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
-        send = _followup_send(interaction)
+        send = followup_send(interaction)
         writer = ReplyWriter(
             send, send, interval=self.settings.stream_edit_interval, on_again=self.follow_up
         )
         key = key or self._interaction_key(interaction)
-        context = _context(interaction.user, interaction.guild_id, interaction.channel)
+        context = context_of(interaction.user, interaction.guild_id, interaction.channel)
         await self.responder.answer(key, text, writer, context=context, forced_tool=forced_tool)
 
     async def follow_up(self, interaction: discord.Interaction, spec: ToolSpec) -> None:

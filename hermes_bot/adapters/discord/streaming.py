@@ -8,7 +8,8 @@ render removes the mark, or swaps the text for the tool embeds.
 Nothing is lost when Discord misbehaves: a write that fails on a dropped
 connection or a 5xx is retried (sends carry a nonce, so Discord drops a
 duplicate), a message deleted under the writer is posted again, and
-cancelling the caller never cancels a write half-way.
+cancelling the caller never cancels a write half-way. The "typing…" indicator
+runs beside an answer and never holds it up.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ DELIVERY_ERRORS = (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutE
 # Failures worth another try: the connection, or Discord's side (discord.py retried some).
 TRANSIENT_ERRORS = (aiohttp.ClientError, OSError, TimeoutError, discord.DiscordServerError)
 WRITE_ATTEMPTS = 3
+TYPING_REFRESH = 8.0  # Discord shows "typing…" for about 10 s per call
 RETRY_DELAY = 0.25
 
 Send = Callable[..., Awaitable[discord.Message]]
@@ -222,3 +224,22 @@ class ReplyWriter:
 def _looks(part: Part) -> tuple[Any, ...]:
     """What a part shows, for telling whether a message needs an edit."""
     return (part.content, part.embed.to_dict() if part.embed else None, id(part.view))
+
+
+async def keep_typing(channel: discord.abc.Messageable) -> None:
+    """Show "typing…" until cancelled; decoration only, so any failure just ends it."""
+    try:
+        while True:
+            await channel.typing()
+            await asyncio.sleep(TYPING_REFRESH)
+    except DELIVERY_ERRORS as error:
+        _log.debug("typing indicator failed: %r", error)
+
+
+def followup_send(interaction: discord.Interaction) -> Send:
+    """Send a follow-up message (webhooks take no nonce, so it is dropped)."""
+
+    async def send(*, nonce: int | None = None, **options: Any) -> discord.Message:
+        return await interaction.followup.send(wait=True, **options)
+
+    return send
