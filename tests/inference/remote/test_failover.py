@@ -17,7 +17,11 @@ async def _until(predicate, timeout: float = 30.0) -> None:
 async def test_killing_a_server_mid_run_loses_no_reply_and_it_comes_back(
     llama_servers, make_remote
 ):
-    first, second = llama_servers(), llama_servers()
+    # Three slots each: the first server gets three of the five requests and all of them
+    # start at once. With two, one waited for a slot, and when it was a chat its first text
+    # could come after the other server had finished its work, so the moment to kill
+    # (both busy, every chat on screen) never came.
+    first, second = llama_servers(slots=3), llama_servers(slots=3)
     backend, settings = await make_remote(
         [first.url, second.url],
         probe_interval=0.2,
