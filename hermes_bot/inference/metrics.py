@@ -8,6 +8,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from hermes_bot.backend import BackendStats, ServerStatus
+
 
 def percentile(values: list[float], fraction: float) -> float:
     """The nearest-rank percentile of ``values`` (0 when empty)."""
@@ -116,3 +118,30 @@ class Metrics:
                 prefill_tokens=self.prefill_tokens,
                 kv_bytes_moved=self.kv_bytes_moved,
             )
+
+    def backend_stats(
+        self,
+        model: str,
+        device: str,
+        *,
+        queue_depth: int = 0,
+        running: int = 0,
+        servers: tuple[ServerStatus, ...] = (),
+    ) -> BackendStats:
+        """What /status shows for a backend: these numbers and what only the backend knows."""
+        snap = self.snapshot()
+        return BackendStats(
+            model=model,
+            device=device,
+            queue_depth=queue_depth,
+            running=running,
+            tokens_per_second=snap.tokens_per_second,
+            time_to_first_token_ms=snap.time_to_first_token_ms,
+            latency_p50_ms=snap.latency_p50_ms,
+            latency_p95_ms=snap.latency_p95_ms,
+            completed=snap.completed,
+            failed=snap.failed,
+            rejected=snap.rejected,
+            generated_tokens=snap.generated_tokens,
+            servers=servers,
+        )

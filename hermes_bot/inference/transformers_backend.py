@@ -211,18 +211,6 @@ class TransformersBackend:
     def stats(self) -> BackendStats:
         """Queue depth, running batch size, throughput and latency numbers."""
         waiting, running = self._worker.depth() if self._worker else (0, 0)
-        snap = self._metrics.snapshot()
-        return BackendStats(
-            model=self._model_settings.id,
-            device=self._device,
-            queue_depth=waiting,
-            running=running,
-            tokens_per_second=snap.tokens_per_second,
-            time_to_first_token_ms=snap.time_to_first_token_ms,
-            latency_p50_ms=snap.latency_p50_ms,
-            latency_p95_ms=snap.latency_p95_ms,
-            completed=snap.completed,
-            failed=snap.failed,
-            rejected=snap.rejected,
-            generated_tokens=snap.generated_tokens,
+        return self._metrics.backend_stats(
+            self._model_settings.id, self._device, queue_depth=waiting, running=running
         )

@@ -280,19 +280,11 @@ class RemoteBackend:
 
     def stats(self) -> BackendStats:
         """Requests in flight, latency numbers and each server's state."""
-        snap = self._metrics.snapshot()
         servers = self._pool.statuses()
         up = sum(status.state == "up" for status in servers)
-        return BackendStats(
-            model=self._model,
-            device=f"remote: {up} of {len(servers)} servers up",
+        return self._metrics.backend_stats(
+            self._model,
+            f"remote: {up} of {len(servers)} servers up",
             running=sum(status.in_flight for status in servers),
-            tokens_per_second=snap.tokens_per_second,
-            time_to_first_token_ms=snap.time_to_first_token_ms,
-            latency_p50_ms=snap.latency_p50_ms,
-            latency_p95_ms=snap.latency_p95_ms,
-            completed=snap.completed,
-            failed=snap.failed,
-            generated_tokens=snap.generated_tokens,
             servers=servers,
         )
