@@ -22,7 +22,7 @@ from hermes_bot.errors import ConfigError, HermesBotError
 from hermes_bot.observability import JsonFormatter, Telemetry, log_periodically
 from hermes_bot.observability import serve as serve_metrics
 
-_log = logging.getLogger("hermes_bot")
+_log = logging.getLogger(__name__)
 
 DESCRIPTION = "Self-hosted OpenHermes chatbot for Discord and Slack, or a chat in your terminal."
 EPILOG = """\
