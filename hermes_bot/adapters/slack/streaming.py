@@ -162,11 +162,29 @@ class SlackReplyWriter:
         if self._status is not None and self._status_shown and self.thread_ts is not None:
             await self._status.set(self.channel, self.thread_ts, "")
 
-    async def _post(self, payload: dict[str, Any]) -> str:
-        posted = await self._client.chat_postMessage(
-            channel=self.channel, thread_ts=self.thread_ts, **payload
+    async def _post(self, index: int, payload: dict[str, Any]) -> None:
+        """Post message ``index`` and record it, even when the turn is cancelled meanwhile.
+
+        Slack may have the message before its ts comes back; a withdrawal or shutdown
+        that dropped the reply would leave it behind, out of cleanup's reach.
+        """
+        posting = asyncio.ensure_future(
+            self._client.chat_postMessage(channel=self.channel, thread_ts=self.thread_ts, **payload)
         )
-        return str(posted["ts"])
+        try:
+            posted = await asyncio.shield(posting)
+        except asyncio.CancelledError:
+            with contextlib.suppress(*DELIVERY_ERRORS):
+                self._record(index, payload, str((await posting)["ts"]))
+            raise
+        self._record(index, payload, str(posted["ts"]))
+
+    def _record(self, index: int, payload: dict[str, Any], ts: str) -> None:
+        if index < len(self.timestamps):
+            self.timestamps[index], self._shown[index] = ts, payload
+        else:
+            self.timestamps.append(ts)
+            self._shown.append(payload)
 
     async def _update(self, index: int, payload: dict[str, Any]) -> None:
         """Edit message ``index``; one that someone deleted is posted again."""
@@ -178,7 +196,8 @@ class SlackReplyWriter:
             if error.response.get("error") != "message_not_found":
                 raise
             _log.info("a message of the answer was deleted; posting it again")
-            self.timestamps[index] = await self._post(payload)
+            await self._post(index, payload)
+            return
         self._shown[index] = payload
 
     async def _render(self, messages: list[SlackMessage], *, trim: bool) -> None:
@@ -192,8 +211,7 @@ class SlackReplyWriter:
                     if self._shown[index] != payload:
                         await self._update(index, payload)
                     continue
-                self.timestamps.append(await self._post(payload))
-                self._shown.append(payload)
+                await self._post(index, payload)
             while trim and len(self.timestamps) > len(messages):
                 ts = self.timestamps.pop()
                 self._shown.pop()

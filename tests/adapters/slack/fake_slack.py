@@ -66,6 +66,7 @@ class FakeSlack(WebApi, SocketMode, UserActions):
         self.statuses: dict[tuple[str, str], str] = {}
         self.ephemerals: list[Payload] = []
         self.faults: dict[str, Fault] = {}
+        self.holds: dict[str, asyncio.Event] = {}
         self.tickets: set[str] = set()
         self.responses: dict[str, Payload] = {}
         self.calls: list[Call] = []
@@ -125,6 +126,8 @@ class FakeSlack(WebApi, SocketMode, UserActions):
         method = request.match_info["method"]
         status, result = await self.call(method, args, token)
         self.calls.append(Call(method, args, result, asyncio.get_running_loop().time()))
+        if method in self.holds:
+            await self.holds[method].wait()
         headers = {"Retry-After": str(result["retry_after"])} if status == 429 else None
         return web.json_response(result, status=status, headers=headers)
 
@@ -139,6 +142,10 @@ class FakeSlack(WebApi, SocketMode, UserActions):
     ) -> None:
         """Make the next ``times`` calls of ``method`` fail (``ratelimited`` = 429 + Retry-After)."""
         self.faults[method] = Fault(error, times, retry_after)
+
+    def hold(self, method: str) -> asyncio.Event:
+        """Done at once, but answered only once the returned event is set (a slow network)."""
+        return self.holds.setdefault(method, asyncio.Event())
 
     # -- what users see ---------------------------------------------------------------------
 

@@ -6,19 +6,26 @@ import asyncio
 
 from hermes_bot.adapters.slack.blocks import FOLLOW_UP, REVEAL
 from hermes_bot.adapters.slack.commands import parse_command
+from hermes_bot.backend import GenerationRequest
 from tests.adapters.discord.markup import BOOK, JOKE, SONG, call
 from tests.adapters.slack.fake_slack import ALICE, BOB, GENERAL, dm_channel
-from tests.fakes import ScriptedBackend
+from tests.fakes import Script, ScriptedBackend
 
 
 class HeldBackend(ScriptedBackend):
-    """Generation waits until ``release`` is set: whatever happens before it did not wait."""
+    """Generation waits until ``release`` is set: whatever happens before it did not wait.
 
-    def __init__(self, *completions: str) -> None:
-        super().__init__(completions)
+    ``held`` lists the requests waiting; ``script`` answers each by its prompt, for
+    turns whose order of arrival is not fixed.
+    """
+
+    def __init__(self, *completions: str, script: Script | None = None) -> None:
+        super().__init__(script or completions)
         self.release = asyncio.Event()
+        self.held: list[GenerationRequest] = []
 
     async def stream(self, request):
+        self.held.append(request)
         await self.release.wait()
         async for delta in super().stream(request):
             yield delta

@@ -37,10 +37,13 @@ async def test_a_429_is_retried_after_retry_after_and_the_answer_arrives_once(fa
 
 
 async def test_a_refresh_and_a_drop_mid_answer_still_answer_everything_once(fake, start_bot):
-    backend = HeldBackend("first answer", "second answer")
+    # The two turns may reach the model in either order: each is answered by its question.
+    backend = HeldBackend(
+        script=lambda r: "second answer" if "Bob: two" in r.prompt else "first answer"
+    )
     await start_bot(backend=backend)
     first = await fake.post("one", mention=True)
-    await fake.wait_for(lambda: fake.bot_messages(GENERAL))  # answering, held
+    await fake.wait_for(lambda: backend.held and fake.bot_messages(GENERAL))  # answering, held
     await fake.request_refresh()
     for delivery in [
         d for d in fake.deliveries if d.payload.get("event", {}).get("ts") == first["ts"]

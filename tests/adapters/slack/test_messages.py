@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from tests.adapters.slack.fake_slack import (
     ALICE,
     BOB,
@@ -10,6 +13,7 @@ from tests.adapters.slack.fake_slack import (
     RANDOM,
     dm_channel,
 )
+from tests.fakes import ScriptedBackend
 
 
 def _texts(messages):
@@ -87,17 +91,42 @@ async def test_mentions_of_people_reach_the_prompt_as_names(fake, start_bot):
     assert "@Bob" in prompt and "#random" in prompt and "<@" not in prompt
 
 
+class StallingBackend(ScriptedBackend):
+    """Streams its first answer, then never finishes it: only a withdrawal ends that turn."""
+
+    async def stream(self, request):
+        async for delta in super().stream(request):
+            yield delta
+        if len(self.requests) == 1:
+            await asyncio.Event().wait()
+
+
 async def test_deleting_the_question_withdraws_the_answer(fake, start_bot):
-    running = await start_bot(["a long answer " * 40, "barrier"], delay=5.0, chunk=4)
+    running = await start_bot(backend=StallingBackend(["a long answer", "barrier"]))
     sent = await fake.post("question", mention=True)
-    await fake.wait_for(lambda: running.bot.responder.inflight and fake.bot_messages(GENERAL))
+    await fake.wait_for(lambda: "a long answer" in str(fake.bot_messages(GENERAL)))
     await fake.delete(sent)
     await fake.wait_for(lambda: running.bot.responder.inflight == 0)
     assert fake.bot_messages(GENERAL) == []
-    running.backend.delay = 0
     await fake.post("barrier", mention=True)
     await fake.wait_for(lambda: "barrier" in "".join(_texts(fake.bot_messages(GENERAL))))
     assert len(fake.bot_messages(GENERAL)) == 1
+
+
+async def test_a_question_deleted_while_the_placeholder_is_on_its_way_leaves_nothing(
+    fake, start_bot, caplog
+):
+    caplog.set_level(logging.INFO, logger="hermes_bot.adapters.slack.events")
+    running = await start_bot(["never asked for"])
+    posted = fake.hold("chat.postMessage")
+    sent = await fake.post("question", mention=True)
+    await fake.wait_for(lambda: running.bot.responder.inflight and fake.bot_messages(GENERAL))
+    await fake.delete(sent)  # Slack has the placeholder; the bot has not heard back yet
+    await fake.wait_for(lambda: "its answer was withdrawn" in caplog.text)
+    posted.set()
+    await fake.wait_for(lambda: running.bot.responder.inflight == 0)
+    assert fake.bot_messages(GENERAL) == []
+    assert running.backend.requests == []
 
 
 async def test_speakers_in_a_thread_are_named_in_the_prompt(fake, start_bot):
