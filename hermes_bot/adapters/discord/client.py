@@ -8,9 +8,7 @@ The token is handed to discord.py only and never logged.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
-import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterator
@@ -171,10 +169,6 @@ async def run_discord(
             "no Discord token",
             user_message="No Discord token: set DISCORD_TOKEN or [discord] token in config.toml.",
         )
-    # At exit the interpreter would collect every object the model left behind, which took
-    # seconds after SIGTERM with torch loaded; the process is ending, so skip that.
-    atexit.unregister(gc.freeze)
-    atexit.register(gc.freeze)
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT) if stop is None else ()
     stop = stop or asyncio.Event()
