@@ -16,7 +16,8 @@ from pathlib import Path
 
 from hermes_bot.adapters.platforms import configured_platforms
 from hermes_bot.backend import Backend
-from hermes_bot.config import DEFAULT_MODEL, Settings, load_settings
+from hermes_bot.config import DEFAULT_MODEL, Settings
+from hermes_bot.config_loader import load_settings
 from hermes_bot.config_sources import ConfigFile, find_config_file, user_config_dir, user_log_dir
 from hermes_bot.errors import ConfigError, HermesBotError
 from hermes_bot.observability import JsonFormatter, Telemetry, log_periodically

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hermes_bot.config import Settings, load_settings
+from hermes_bot.config import Settings
+from hermes_bot.config_loader import load_settings
 from hermes_bot.config_sources import find_config_file
 from hermes_bot.errors import ConfigError
 

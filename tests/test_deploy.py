@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hermes_bot.config import Settings, load_settings
+from hermes_bot.config import Settings
+from hermes_bot.config_loader import load_settings
 from hermes_bot.conversation import ConversationStore
 from hermes_bot.observability import Telemetry
 

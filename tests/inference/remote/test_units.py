@@ -35,7 +35,7 @@ def test_a_bad_remote_url_is_a_clear_error(capsys):
 
 
 def test_the_api_key_comes_from_the_environment_and_stays_secret():
-    from hermes_bot.config import load_settings
+    from hermes_bot.config_loader import load_settings
 
     settings = load_settings(environ={"HERMES_BOT_REMOTE__API_KEY": "sk-secret"})
     assert settings.remote.api_key is not None
