@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import aiohttp
 
+from hermes_bot.backend import FinishReason
 from hermes_bot.call_format import STOP_TOKENS
 
 _log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class ServerFailure(Exception):
 class Finish:
     """How a completion ended."""
 
-    reason: Literal["stop", "length"]
+    reason: FinishReason
     completion_tokens: int | None = None
     prompt_tokens: int | None = None
 
