@@ -1,5 +1,6 @@
-"""Executor metrics: throughput over a sliding window, time to first token, latency percentiles,
-prompt tokens computed and served from the prefix cache."""
+"""Backend metrics (the executor's and the remote backend's): throughput over a sliding window,
+time to first token, latency percentiles, prompt tokens computed and served from the prefix
+cache; :meth:`Metrics.backend_stats` turns them into what /status shows."""
 
 from __future__ import annotations
 
