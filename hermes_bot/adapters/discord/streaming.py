@@ -15,7 +15,6 @@ runs beside an answer and never holds it up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -27,6 +26,7 @@ import discord
 
 from hermes_bot.adapters.discord.embeds import AgainHandler, FollowUpView, tool_embed
 from hermes_bot.adapters.text import split_text
+from hermes_bot.adapters.throttle import StreamThrottle
 from hermes_bot.pipeline import ErrorReply, Reply, TextReply, ToolReply
 from hermes_bot.tools import spec_of
 
@@ -82,48 +82,27 @@ class ReplyWriter:
     ) -> None:
         self._send_first = send_first
         self._send = send
-        self._interval = interval
         self._on_again = on_again
         self.messages: list[discord.Message] = []
         self._shown: list[tuple[Any, ...]] = []
-        self._latest = ""
-        self._dirty = asyncio.Event()
-        self._stop = asyncio.Event()
+        self._stream = StreamThrottle(self._show_partial, interval=interval, name="discord-stream")
         self._lock = asyncio.Lock()
-        self._flusher: asyncio.Task[None] | None = None
 
     async def on_text(self, visible: str) -> None:
-        """The pipeline's streaming callback: remember the text; the flusher shows it."""
-        self._latest = visible
-        if self._stop.is_set():
-            return
-        self._dirty.set()
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_loop(), name="discord-stream")
+        """The pipeline's streaming callback: remember the text; the throttle shows it."""
+        await self._stream.on_text(visible)
 
-    async def _flush_loop(self) -> None:
-        while not self._stop.is_set():
-            await self._dirty.wait()
-            if self._stop.is_set():
-                return
-            self._dirty.clear()
-            text = self._latest
-            if text.strip():
-                parts = [Part(chunk) for chunk in split_text(text, MESSAGE_LIMIT - len(MARK))]
-                parts[-1].content = f"{parts[-1].content}{MARK}"
-                try:
-                    await self._render(parts, trim=False)
-                except DELIVERY_ERRORS as error:
-                    _log.warning("streaming edit failed: %r", error)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self._interval)
+    async def _show_partial(self, text: str) -> None:
+        parts = [Part(chunk) for chunk in split_text(text, MESSAGE_LIMIT - len(MARK))]
+        parts[-1].content = f"{parts[-1].content}{MARK}"
+        try:
+            await self._render(parts, trim=False)
+        except DELIVERY_ERRORS as error:
+            _log.warning("streaming edit failed: %r", error)
 
     async def _stop_streaming(self) -> None:
-        self._stop.set()
-        self._dirty.set()
-        if self._flusher is not None:
-            # wait() leaves the flusher alone if we are cancelled: its edit completes.
-            await asyncio.wait({self._flusher})
+        # Detached: if we are cancelled, the edit in flight still completes.
+        await self._stream.stop(detached=True)
 
     async def finish(self, reply: Reply) -> list[discord.Message]:
         """Show the final reply; returns the messages it occupies."""
@@ -134,7 +113,8 @@ class ReplyWriter:
     async def abort(self, notice: str) -> None:
         """Stop streaming and leave ``notice`` after whatever was shown."""
         await self._stop_streaming()
-        text = f"{self._latest.strip()}\n\n*{notice}*" if self._latest.strip() else notice
+        shown = self._stream.latest.strip()
+        text = f"{shown}\n\n*{notice}*" if shown else notice
         await self._render([Part(chunk) for chunk in split_text(text, MESSAGE_LIMIT)], trim=True)
 
     async def withdraw(self) -> None:

@@ -27,6 +27,7 @@ from hermes_bot.adapters.slack.blocks import (
     reply_messages,
     text_messages,
 )
+from hermes_bot.adapters.throttle import StreamThrottle
 from hermes_bot.pipeline import Reply
 
 _log = logging.getLogger(__name__)
@@ -92,15 +93,11 @@ class SlackReplyWriter:
         self._status_shown = False
         self.channel = channel
         self.thread_ts = thread_ts
-        self._interval = interval
         self._preamble: Block | None = context(preamble) if preamble else None
         self.timestamps: list[str] = []
         self._shown: list[dict[str, Any]] = []
-        self._latest = ""
-        self._dirty = asyncio.Event()
-        self._stop = asyncio.Event()
+        self._stream = StreamThrottle(self._show_partial, interval=interval, name="slack-stream")
         self._lock = asyncio.Lock()
-        self._flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Show the working state at once: the thread status, else a placeholder message."""
@@ -110,44 +107,25 @@ class SlackReplyWriter:
             await self._render([notice_message(PLACEHOLDER)], trim=False)
 
     async def on_text(self, visible: str) -> None:
-        """The pipeline's streaming callback: remember the text; the flusher shows it."""
-        self._latest = visible
-        if self._stop.is_set():
-            return
-        self._dirty.set()
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_loop(), name="slack-stream")
+        """The pipeline's streaming callback: remember the text; the throttle shows it."""
+        await self._stream.on_text(visible)
 
-    async def _flush_loop(self) -> None:
-        while not self._stop.is_set():
-            await self._dirty.wait()
-            if self._stop.is_set():
-                return
-            self._dirty.clear()
-            if self._latest.strip():
-                try:
-                    await self._render(text_messages(self._latest, mark=MARK), trim=False)
-                except DELIVERY_ERRORS as error:
-                    _log.warning("streaming update failed: %r", error)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self._interval)
-
-    async def _stop_streaming(self) -> None:
-        self._stop.set()
-        self._dirty.set()
-        if self._flusher is not None:
-            await self._flusher
+    async def _show_partial(self, text: str) -> None:
+        try:
+            await self._render(text_messages(text, mark=MARK), trim=False)
+        except DELIVERY_ERRORS as error:
+            _log.warning("streaming update failed: %r", error)
 
     async def finish(self, reply: Reply) -> list[str]:
         """Show the final reply; returns the timestamps of the messages it occupies."""
-        await self._stop_streaming()
+        await self._stream.stop()
         await self._render(reply_messages(reply), trim=True)
         return list(self.timestamps)
 
     async def abort(self, notice: str) -> None:
         """Stop streaming and leave ``notice`` after whatever was shown."""
-        await self._stop_streaming()
-        shown = self._latest.strip()
+        await self._stream.stop()
+        shown = self._stream.latest.strip()
         messages = text_messages(shown) if shown else []
         if messages and len(messages[-1].blocks) < MAX_BLOCKS - 1:
             messages[-1].blocks.append(context(f"_{notice}_"))
@@ -157,7 +135,7 @@ class SlackReplyWriter:
 
     async def withdraw(self) -> None:
         """Stop streaming and delete whatever was shown."""
-        await self._stop_streaming()
+        await self._stream.stop()
         await self._render([], trim=True)
         if self._status is not None and self._status_shown and self.thread_ts is not None:
             await self._status.set(self.channel, self.thread_ts, "")
