@@ -12,6 +12,7 @@ import torch
 from hermes_bot.config import GenerationSettings, ModelSettings, Settings
 from hermes_bot.inference.transformers_backend import TransformersBackend
 from tests.adapters.discord.fake_discord import GENERAL_ID
+from tests.adapters.discord.tool_cards import tool_card_replies
 
 torch.set_num_threads(1)
 
@@ -54,20 +55,11 @@ async def test_slash_commands_give_valid_embeds_even_from_the_random_model(
     backend = TransformersBackend.from_settings(settings)
     try:
         await start_bot(settings=settings, backend=backend)
-        for command, options, title in [
-            ("joke", None, "Here's a joke"),
-            ("song", {"interest": "rainy days"}, "A song for you"),
-            ("book", {"interest": "sea stories"}, "A book for you"),
-        ]:
-            interaction = await fake.slash(command, options)
-            _, followup = await fake.wait_for(
-                lambda i=interaction: (c := fake.interaction_calls(i)) and len(c) >= 2 and c,
-                timeout=120,
-            )
-            [embed] = followup.json["embeds"]
+        for title, reply in await tool_card_replies(fake, timeout=120):
+            [embed] = reply["embeds"]
             assert title in embed["title"]
             assert embed["description"].strip()
-            assert "functioncall" not in str(followup.json)
+            assert "functioncall" not in str(reply)
         assert backend.stats().completed == 3  # one constrained generation each, no retries
     finally:
         await backend.close()

@@ -8,6 +8,7 @@ import signal
 from hermes_bot.inference.remote import RemoteBackend
 from tests.adapters.discord.conftest import spawn_against
 from tests.adapters.discord.fake_discord import GENERAL_ID, TOKEN
+from tests.adapters.discord.tool_cards import tool_card_replies
 from tests.inference.remote.conftest import remote_settings
 
 # Printed by the child at exit: the heavy libraries loaded into the bot process.
@@ -64,18 +65,9 @@ async def test_bot_py_remote_serves_discord_with_valid_calls_and_no_torch(
     )
     try:
         await fake.wait_for(lambda: fake.ready.is_set(), timeout=60)
-        for command, options, title in [
-            ("joke", None, "Here's a joke"),
-            ("song", {"interest": "rainy days"}, "A song for you"),
-            ("book", {"interest": "sea stories"}, "A book for you"),
-        ]:
-            interaction = await fake.slash(command, options)
-            _, followup = await fake.wait_for(
-                lambda i=interaction: (c := fake.interaction_calls(i)) and len(c) >= 2 and c,
-                timeout=60,
-            )
-            assert "embeds" in followup.json, (followup.json, (await _drain(process))[-3000:])
-            [embed] = followup.json["embeds"]
+        for title, reply in await tool_card_replies(fake, timeout=60):
+            assert "embeds" in reply, (reply, (await _drain(process))[-3000:])
+            [embed] = reply["embeds"]
             assert title in embed["title"]
             assert embed["description"].strip()
         process.send_signal(signal.SIGTERM)
