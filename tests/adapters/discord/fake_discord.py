@@ -38,6 +38,7 @@ from tests.adapters.discord.fake_users import (  # noqa: F401  (re-exported ids)
     VIP_ROLE,
     UserActions,
 )
+from tests.loopback import serve_on_loopback
 
 T = TypeVar("T")
 TOKEN = "fake-bot-token.SECRET"
@@ -126,10 +127,7 @@ class FakeDiscord(RestRoutes, UserActions):
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
         self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = await serve_on_loopback(self._runner)
         return self
 
     async def close(self) -> None:

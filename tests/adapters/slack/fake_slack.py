@@ -42,6 +42,7 @@ from tests.adapters.slack.fake_users import (  # noqa: F401  (re-exported ids)
     dm_channel,
 )
 from tests.adapters.slack.fake_web_api import Fault, WebApi
+from tests.loopback import serve_on_loopback
 
 T = TypeVar("T")
 
@@ -87,10 +88,7 @@ class FakeSlack(WebApi, SocketMode, UserActions):
         app.router.add_post("/response/{token}", self._response)
         app.router.add_get("/link/", self._socket)
         self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = await serve_on_loopback(self._runner)
         return self
 
     async def close(self) -> None:

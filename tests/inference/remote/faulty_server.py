@@ -14,6 +14,8 @@ from typing import Literal
 
 from aiohttp import web
 
+from tests.loopback import serve_on_loopback
+
 Fault = Literal["error", "hang", "cut"]
 
 
@@ -31,10 +33,7 @@ class FaultyServer:
         self.url = ""
 
     async def start(self) -> FaultyServer:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = await serve_on_loopback(self._runner)
         self.url = f"http://127.0.0.1:{port}/v1"
         return self
 
