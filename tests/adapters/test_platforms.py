@@ -140,9 +140,7 @@ async def test_sigterm_leaves_a_notice_on_answers_in_flight_and_serve_returns_0(
 async def test_a_rejected_discord_token_stops_slack_too_and_says_what_to_fix(fakes):
     discord, slack = fakes
     settings = Settings(
-        discord=DiscordSettings(
-            token="revoked", api_base_url=discord.api_base_url, gateway_url=discord.gateway_url
-        ),
+        discord=discord.settings(token="revoked"),
         slack=SlackSettings(
             bot_token=BOT_TOKEN, app_token=APP_TOKEN, api_base_url=slack.api_base_url
         ),

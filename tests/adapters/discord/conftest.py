@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from hermes_bot.adapters.discord import HermesDiscordBot, discord_endpoints
-from hermes_bot.config import ChatSettings, DiscordSettings, Settings
+from hermes_bot.config import ChatSettings, Settings
 from hermes_bot.conversation import ConversationStore
 from hermes_bot.pipeline import Pipeline
 from tests.adapters.discord.fake_discord import TOKEN, FakeDiscord
@@ -94,18 +94,8 @@ async def start_bot(fake: FakeDiscord) -> AsyncIterator[StartBot]:
         conversations: ConversationStore | None = None,
         **discord_settings: Any,
     ) -> Running:
-        discord_settings.setdefault("stream_edit_interval", 0.2)
         settings = settings or Settings()
-        settings = settings.model_copy(
-            update={
-                "discord": DiscordSettings(
-                    token=TOKEN,
-                    api_base_url=fake.api_base_url,
-                    gateway_url=fake.gateway_url,
-                    **discord_settings,
-                )
-            }
-        )
+        settings = settings.model_copy(update={"discord": fake.settings(**discord_settings)})
         if chat:
             settings = settings.model_copy(update={"chat": ChatSettings(**chat)})
         backend = backend or ScriptedBackend(completions, delay=delay, chunk=chunk)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
+from hermes_bot.config import DiscordSettings
 from tests.adapters.discord import fake_payloads as p
 from tests.adapters.discord.fake_faults import DROP_AFTER, Fault, apply, drop
 from tests.adapters.discord.fake_rest import RestRoutes
@@ -145,6 +146,13 @@ class FakeDiscord(RestRoutes, UserActions):
     @property
     def gateway_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/gateway"
+
+    def settings(self, **overrides: Any) -> DiscordSettings:
+        """The bot's [discord] section pointed at this fake (token and streaming interval set)."""
+        values: dict[str, Any] = {"token": TOKEN, "stream_edit_interval": 0.2, **overrides}
+        return DiscordSettings(
+            api_base_url=self.api_base_url, gateway_url=self.gateway_url, **values
+        )
 
     # -- gateway ----------------------------------------------------------------------------
 

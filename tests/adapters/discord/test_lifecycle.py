@@ -11,7 +11,7 @@ import pytest
 
 from hermes_bot.adapters.discord import client, run_discord
 from hermes_bot.adapters.discord.responder import SHUTDOWN_NOTICE
-from hermes_bot.config import DiscordSettings, Settings
+from hermes_bot.config import Settings
 from hermes_bot.errors import Busy, ConfigError
 from hermes_bot.pipeline import Pipeline
 from tests.adapters.discord.fake_discord import ALICE, GENERAL_ID, RANDOM_ID, THREAD_ID, TOKEN
@@ -116,14 +116,7 @@ async def test_sigterm_answers_or_notifies_every_accepted_message_then_exits_0(
     """SIGTERM with answers in every stage: queued, streaming, being posted, arriving late."""
     caplog.set_level("DEBUG")
     monkeypatch.setattr(client, "SHUTDOWN_GRACE", 60.0)  # the test decides when posting ends
-    settings = Settings(
-        discord=DiscordSettings(
-            token=TOKEN,
-            api_base_url=fake.api_base_url,
-            gateway_url=fake.gateway_url,
-            stream_edit_interval=0.2,
-        )
-    )
+    settings = Settings(discord=fake.settings())
     backend = StagedBackend()
     pipeline = Pipeline.from_settings(backend, settings)
     bot = asyncio.create_task(run_discord(settings, pipeline, guild_ready_timeout=0.01))
@@ -165,11 +158,7 @@ async def test_sigterm_answers_or_notifies_every_accepted_message_then_exits_0(
 
 async def test_a_rejected_or_missing_token_is_a_config_error_that_says_what_to_do(fake):
     def settings(token):
-        return Settings(
-            discord=DiscordSettings(
-                token=token, api_base_url=fake.api_base_url, gateway_url=fake.gateway_url
-            )
-        )
+        return Settings(discord=fake.settings(token=token))
 
     pipeline = Pipeline.from_settings(ScriptedBackend([]), Settings())
     with pytest.raises(ConfigError) as rejected:

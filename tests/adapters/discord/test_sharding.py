@@ -5,22 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from hermes_bot.adapters.discord import client
-from hermes_bot.config import DiscordSettings, Settings
+from hermes_bot.config import Settings
 from hermes_bot.pipeline import Pipeline
-from tests.adapters.discord.fake_discord import GENERAL_ID, TOKEN
+from tests.adapters.discord.fake_discord import GENERAL_ID
 from tests.fakes import ScriptedBackend
 
 
 async def test_a_sharded_bot_identifies_with_a_shard_and_answers(fake):
-    settings = Settings(
-        discord=DiscordSettings(
-            token=TOKEN,
-            api_base_url=fake.api_base_url,
-            gateway_url=fake.gateway_url,
-            stream_edit_interval=0.2,
-            sharding=True,
-        )
-    )
+    settings = Settings(discord=fake.settings(sharding=True))
     assert client.bot_class(settings) is client.ShardedHermesDiscordBot
     pipeline = Pipeline.from_settings(ScriptedBackend(["Sharded hello."]), settings)
     stop = asyncio.Event()
