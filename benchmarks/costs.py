@@ -17,13 +17,15 @@ from transformers import DynamicCache
 
 from hermes_bot.backend import GenerationParams, GenerationRequest
 from hermes_bot.inference.detokenize import IncrementalDetokenizer, decode
+from hermes_bot.inference.kv_cache import BLOCK
 from hermes_bot.inference.runner import ModelRunner
 from hermes_bot.inference.sampling import Sampler
 from hermes_bot.inference.transformers_backend import TransformersBackend
 from hermes_bot.prompts import Message, render, system_prompt
 
 # Methods that read a tensor's value back to the host (a device synchronisation on a GPU).
-_READS = ("tolist", "item", "__bool__", "__int__", "__float__", "__index__", "numpy")
+# ``numpy()`` is not one: it only takes tensors already on the host (a view, no copy).
+_READS = ("tolist", "item", "__bool__", "__int__", "__float__", "__index__")
 
 
 class Probe:
@@ -71,8 +73,10 @@ class Probe:
                 t.nbytes for t, a, b in zip(tensors, before, after, strict=True) if a != b
             )
             probe._current["rows"] = rows
-            probe._current["held"] = sum(runner._lengths) * runner.cache.bytes_per_token
-            probe._current["allocated"] = runner.cache.bytes_allocated
+            cache = runner.cache
+            probe._current["held"] = sum(runner._lengths) * cache.bytes_per_token
+            probe._current["blocks"] = cache.blocks_held() * BLOCK * cache.bytes_per_token
+            probe._current["pool"] = cache.blocks * BLOCK * cache.bytes_per_token
             probe.steps.append(probe._current)
             probe._current = None
 
@@ -127,17 +131,17 @@ async def host_costs(backend: TransformersBackend) -> dict[str, float]:
         f"{1e3 * sum(s['select'] for s in steps) / len(steps):.2f} ms, host "
         f"{1e3 * host / len(steps):.2f} ms"
     )
-    held = max(s["held"] for s in steps)
-    allocated = steps[0]["allocated"]
+    busiest = max(steps, key=lambda s: s["held"])
+    held, blocks = busiest["held"], busiest["blocks"]
     print(
-        f"KV cache: {allocated / 2**20:.1f} MiB allocated, {held / 2**20:.2f} MiB of tokens held "
-        f"at most ({allocated / held:.1f}x: per-row slots are sized for the context window)"
+        f"KV cache: a pool of {busiest['pool'] / 2**20:.1f} MiB; at the busiest step the rows' "
+        f"blocks took {blocks / 2**20:.2f} MiB for {held / 2**20:.2f} MiB of tokens"
     )
     return {
         "host_us_per_row": 1e6 * host / (len(steps) * rows),
         "host_reads_per_step": sum(s["reads"] for s in steps) / len(steps),
         "kv_bytes_copied_per_step": sum(s["copied"] for s in steps) / len(steps),
-        "kv_bytes_held_per_token_held": allocated / held,
+        "kv_bytes_held_per_token_held": blocks / held,
     }
 
 
@@ -221,9 +225,4 @@ async def measure(backend: TransformersBackend, reference: Any, tokenizer: Any) 
     print(f"DynamicCache (the executor before): {copied / 2**20:.2f} MiB copied per decode step")
     figures.update(detokenization(tokenizer))
     figures.update(await prefix_reuse(backend))
-    numbers = backend.metrics.snapshot()
-    print(
-        f"KV moved to a lower slot when a row left (all runs): "
-        f"{numbers.kv_bytes_moved / max(1, numbers.completed) / 1024:.1f} KiB per request"
-    )
     return figures

@@ -87,6 +87,7 @@ class ExecutorSettings(Section):
     batch_wait_ms: float = Field(5.0, ge=0)
     prefill_chunk: int = Field(512, ge=16)
     prefix_cache_tokens: int = Field(8192, ge=0)
+    kv_cache_tokens: int = Field(0, ge=0)
     compile: bool = False
 
 

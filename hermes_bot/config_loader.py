@@ -48,6 +48,18 @@ def _prompt_fits(settings: Settings) -> Iterator[Problem]:
 
 
 @combination_check
+def _kv_cache_holds_a_request(settings: Settings) -> Iterator[Problem]:
+    tokens, window = settings.executor.kv_cache_tokens, settings.model.context_window
+    if 0 < tokens < window:
+        yield (
+            ("executor.kv_cache_tokens", "model.context_window"),
+            f"a KV cache of {tokens} tokens cannot hold one request of the {window}-token "
+            f"context window; set executor.kv_cache_tokens to at least {window}, or 0 for "
+            f"room for every request at the full window",
+        )
+
+
+@combination_check
 def _quantization_device(settings: Settings) -> Iterator[Problem]:
     model = settings.model
     if model.quantization != "none" and model.device in ("cpu", "mps"):

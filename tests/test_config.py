@@ -88,6 +88,16 @@ def test_an_answer_that_leaves_no_room_for_the_prompt_is_an_error(tmp_path: Path
     assert "at most 3584" in message
 
 
+def test_a_kv_cache_smaller_than_one_request_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[executor]\nkv_cache_tokens = 1000\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    message = str(caught.value)
+    assert "executor.kv_cache_tokens + model.context_window" in message
+    assert "at least 4096" in message
+
+
 def test_quantization_on_the_cpu_is_an_error() -> None:
     environ = {"HERMES_BOT_MODEL__QUANTIZATION": "4bit", "HERMES_BOT_MODEL__DEVICE": "cpu"}
     with pytest.raises(ConfigError, match=r"model\.quantization \+ model\.device: .*needs a CUDA"):

@@ -1,16 +1,22 @@
-"""The KV cache: pre-allocated per-row slots, and the prefix cache that feeds them.
+"""The paged KV cache: a pool of fixed-size blocks, block tables, and the prefix cache.
 
-:class:`SlotCache` holds every layer's keys and values in one tensor of shape
-``[slots, kv_heads, capacity, head_dim]`` allocated at start-up. A running row
-owns one slot and its token at position ``p`` sits in column ``p``, so a decode
-step writes one column per row, a join writes only the joining rows' columns,
-and attention reads a view of the first rows and columns: nothing the cache
-holds is copied by a step. Rows are kept in the lowest slots; a leave moves the
-highest row into the freed slot (one row's columns, mutating the cache).
+:class:`PagedCache` holds every layer's keys and values in a pool of
+``BLOCK``-token blocks allocated at start-up. Each slot (a running row) has a
+block table listing the blocks that hold its positions, so a row takes memory
+for its own length only, a decode step writes one token per row into its
+last block, a join writes only the joining rows' tokens, and a leave gives
+its blocks back: nothing the cache holds is ever copied. Block 0 is scratch:
+padding and empty slots write there, and unused table entries point there.
 
-:class:`PrefixCache` keeps the keys and values of prompt blocks (the system
-prompt, a conversation's earlier turns) so a new row copies them into its slot
-instead of prefilling them again.
+Attention reads each row's blocks through its table. With SDPA that is a
+gather into the batch's ``[rows, kv_heads, width, head_dim]`` before the
+kernel, as transformers' own ``paged|sdpa`` does (a paged attention kernel on
+a GPU reads the blocks in place).
+
+:class:`PrefixCache` remembers whole prompt blocks (the system prompt, a
+conversation's earlier turns): a new row's table points at the cached blocks
+instead of computing them again. Cached blocks live in the same pool and are
+given back, least recently used first, when rows need the room.
 """
 
 from __future__ import annotations
@@ -24,65 +30,148 @@ import torch
 
 _log = logging.getLogger(__name__)
 
-# Tokens per prefix-cache block (a prompt is matched block by block).
+# Tokens per block (also the prefix cache's unit of matching).
 BLOCK = 16
+SCRATCH = 0
 
 
-class SlotCache:
-    """Pre-allocated keys and values, one slot per running row; the model's ``cache`` argument.
+def blocks_for(tokens: int) -> int:
+    """Blocks that hold ``tokens`` tokens."""
+    return -(-tokens // BLOCK)
+
+
+class PagedCache:
+    """The block pool, each slot's block table and the blocks' reference counts; the model's
+    ``cache`` argument.
 
     Before each forward pass the runner calls :meth:`plan` with where the new
     tokens go; the model's attention layers then call :meth:`update`, which
-    writes them in place and returns views of the columns to attend to.
+    writes them into their blocks and returns the rows' keys and values.
     """
 
     def __init__(
-        self, layers: int, slots: int, capacity: int, kv_heads: int, head_dim: int, **tensor: Any
+        self,
+        layers: int,
+        blocks: int,
+        slots: int,
+        row_blocks: int,
+        kv_heads: int,
+        head_dim: int,
+        **tensor: Any,
     ) -> None:
-        shape = (slots, kv_heads, capacity, head_dim)
+        shape = (blocks, BLOCK, kv_heads, head_dim)
         self.keys = [torch.zeros(shape, **tensor) for _ in range(layers)]
         self.values = [torch.zeros(shape, **tensor) for _ in range(layers)]
-        self.slots, self.capacity = slots, capacity
-        self._rows = slice(0, 0)
-        self._index = torch.zeros(0, dtype=torch.long)
-        self._columns = torch.zeros(0, dtype=torch.long)
-        self._width = 0
+        device = tensor.get("device")
+        # tables[slot, i]: the block holding positions i*BLOCK .. i*BLOCK+BLOCK-1 of that slot.
+        self.tables = torch.full((slots, row_blocks), SCRATCH, dtype=torch.long, device=device)
+        self.blocks = blocks
+        self._owned: list[list[int]] = [[] for _ in range(slots)]
+        self._refs = [0] * blocks
+        self._free = list(range(blocks - 1, SCRATCH, -1))  # a stack: low blocks first
+        self._write = torch.zeros(0, dtype=torch.long, device=device)
+        self._read = torch.zeros(0, dtype=torch.long, device=device)
+        self._shape = (0, 0)
 
     @classmethod
-    def for_model(cls, model: Any, slots: int, capacity: int) -> SlotCache:
-        """A cache shaped for ``model`` (a transformers decoder) with ``slots`` x ``capacity``."""
+    def for_model(
+        cls, model: Any, tokens: int, slots: int, row_tokens: int, **_: Any
+    ) -> PagedCache:
+        """A pool of ``tokens`` (plus scratch) shaped for ``model`` (a transformers decoder),
+        with tables for ``slots`` rows of up to ``row_tokens`` positions."""
         config = model.config.get_text_config()
         heads = config.num_attention_heads
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
         kv_heads = getattr(config, "num_key_value_heads", None) or heads
         return cls(
             config.num_hidden_layers,
+            1 + blocks_for(tokens),
             slots,
-            capacity,
+            blocks_for(row_tokens),
             kv_heads,
             head_dim,
             dtype=model.dtype,
             device=model.device,
         )
 
+    # -- blocks (host bookkeeping) --------------------------------------------------------
+
     @property
     def bytes_per_token(self) -> int:
         """Bytes one token's keys and values take across all layers."""
         first = self.keys[0]
-        return 2 * len(self.keys) * first.shape[1] * first.shape[3] * first.element_size()
+        return 2 * len(self.keys) * first.shape[2] * first.shape[3] * first.element_size()
 
     @property
-    def bytes_allocated(self) -> int:
-        """Bytes the cache holds, used or not."""
-        return self.bytes_per_token * self.slots * self.capacity
+    def free(self) -> int:
+        """Blocks nobody holds."""
+        return len(self._free)
+
+    def blocks_held(self) -> int:
+        """Blocks some row holds (what the running rows take)."""
+        return len({block for owned in self._owned for block in owned})
+
+    def owned(self, slot: int) -> list[int]:
+        """The blocks of ``slot``, in position order."""
+        return self._owned[slot]
+
+    def hold(self, blocks: Sequence[int]) -> None:
+        """One more holder of each of ``blocks``."""
+        for block in blocks:
+            self._refs[block] += 1
+
+    def drop(self, blocks: Sequence[int]) -> None:
+        """One holder less of each of ``blocks``; a block is free once nobody holds it."""
+        for block in blocks:
+            self._refs[block] -= 1
+            if self._refs[block] == 0:
+                self._free.append(block)
+
+    def assign(self, slot: int, shared: Sequence[int], tokens: int) -> None:
+        """Give ``slot`` the blocks ``shared`` (filled already, held by the caller for it) and
+        fresh blocks up to ``tokens`` positions (the caller checked :attr:`free`)."""
+        owned = [*shared]
+        while len(owned) < blocks_for(tokens):
+            owned.append(self._free.pop())
+            self._refs[owned[-1]] += 1
+        self._owned[slot] = owned
+        self.tables[slot, : len(owned)] = torch.tensor(owned, device=self.tables.device)
+
+    def grow(self, slots: Sequence[int]) -> None:
+        """A fresh block at the end of each slot in ``slots`` (the caller checked :attr:`free`)."""
+        columns, blocks = [], []
+        for slot in slots:
+            block = self._free.pop()
+            self._refs[block] += 1
+            columns.append(len(self._owned[slot]))
+            self._owned[slot].append(block)
+            blocks.append(block)
+        device = self.tables.device
+        where = (torch.tensor(list(slots), device=device), torch.tensor(columns, device=device))
+        self.tables[where] = torch.tensor(blocks, device=device)
+
+    def release(self, slot: int) -> None:
+        """``slot`` is empty: its blocks go back unless someone else holds them."""
+        self.drop(self._owned[slot])
+        self._owned[slot] = []
+        self.tables[slot] = SCRATCH
+
+    def move(self, source: int, target: int) -> None:
+        """The row in ``source`` now lives in ``target`` (its table moves, its blocks stay)."""
+        self._owned[target], self._owned[source] = self._owned[source], []
+        self.tables[target] = self.tables[source]
+        self.tables[source] = SCRATCH
+
+    # -- forward passes -------------------------------------------------------------------
 
     def plan(self, rows: slice, columns: torch.Tensor, width: int) -> None:
-        """The next forward pass feeds slots ``rows``; input token ``[b, j]`` goes to column
-        ``columns[b, j]`` of slot ``rows.start + b``, and attention reads ``width`` columns."""
-        self._rows = rows
-        self._index = torch.arange(rows.start, rows.stop, device=columns.device).unsqueeze(1)
-        self._columns = columns
-        self._width = width
+        """The next forward pass feeds slots ``rows``; input token ``[b, j]`` goes to position
+        ``columns[b, j]`` of slot ``rows.start + b``, and attention reads ``width`` positions
+        (a multiple of ``BLOCK``)."""
+        tables = self.tables[rows, : width // BLOCK]
+        self._write = (tables.gather(1, columns // BLOCK) * BLOCK + columns % BLOCK).flatten()
+        self._read = tables.flatten()
+        self._shape = (rows.stop - rows.start, width)
 
     def update(
         self,
@@ -92,81 +181,85 @@ class SlotCache:
         *_: Any,
         **__: Any,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write the new keys and values (``[B, heads, W, dim]``) in place; the columns to read."""
-        keys, values = self.keys[layer_idx], self.values[layer_idx]
-        keys[self._index, :, self._columns] = key_states.transpose(1, 2).to(keys.dtype)
-        values[self._index, :, self._columns] = value_states.transpose(1, 2).to(values.dtype)
-        return keys[self._rows, :, : self._width], values[self._rows, :, : self._width]
+        """Write the new keys and values (``[B, heads, W, dim]``) into their blocks; the rows'
+        keys and values at positions ``0..width-1``."""
+        rows, width = self._shape
+        keys = self._write_read(self.keys[layer_idx], key_states, rows, width)
+        return keys, self._write_read(self.values[layer_idx], value_states, rows, width)
 
-    def move(self, source: int, target: int, length: int) -> None:
-        """Copy the first ``length`` columns of slot ``source`` into slot ``target``."""
-        for tensor in (*self.keys, *self.values):
-            tensor[target, :, :length] = tensor[source, :, :length]
-
-    def write(self, slot: int, blocks: torch.Tensor) -> None:
-        """Put ``blocks`` (``[layers, 2, kv_heads, tokens, dim]``) at the start of ``slot``."""
-        tokens = blocks.shape[3]
-        for layer, (keys, values) in enumerate(zip(self.keys, self.values, strict=True)):
-            keys[slot, :, :tokens] = blocks[layer, 0]
-            values[slot, :, :tokens] = blocks[layer, 1]
-
-    def read(self, slot: int, start: int, stop: int) -> torch.Tensor:
-        """Columns ``start:stop`` of ``slot``, copied, as ``[layers, 2, kv_heads, tokens, dim]``."""
-        return torch.stack(
-            [
-                torch.stack((keys[slot, :, start:stop], values[slot, :, start:stop]))
-                for keys, values in zip(self.keys, self.values, strict=True)
-            ]
-        )
+    def _write_read(
+        self, pool: torch.Tensor, states: torch.Tensor, rows: int, width: int
+    ) -> torch.Tensor:
+        tokens = pool.view(-1, *pool.shape[2:])
+        tokens.index_copy_(0, self._write, states.transpose(1, 2).flatten(0, 1).to(pool.dtype))
+        read = pool.index_select(0, self._read)  # [rows * blocks, BLOCK, heads, dim]
+        return read.view(rows, width, *pool.shape[2:]).transpose(1, 2)
 
 
 class PrefixCache:
-    """Keys and values of prompt blocks, least recently used evicted first.
+    """Blocks of prompts seen before, least recently used given back first.
 
-    A block is keyed by its parent block's id and its own tokens, so a match
-    means the whole prefix up to and including it is identical.
+    An entry is keyed by its parent entry's id and its own tokens, so a match
+    means the whole prefix up to and including it is identical. Each entry
+    holds a reference on its block.
     """
 
-    def __init__(self, max_tokens: int) -> None:
+    def __init__(self, cache: PagedCache, max_tokens: int) -> None:
+        self._cache = cache
         self._max_blocks = max_tokens // BLOCK
-        self._blocks: OrderedDict[tuple[int, tuple[int, ...]], tuple[int, torch.Tensor]] = (
-            OrderedDict()
-        )
+        self._entries: OrderedDict[tuple[int, tuple[int, ...]], tuple[int, int]] = OrderedDict()
         self._next_id = 1
 
-    def match(self, ids: Sequence[int]) -> tuple[int, torch.Tensor | None]:
-        """How many leading tokens of ``ids`` are cached (whole blocks, leaving at least one
-        token to compute) and their keys and values, joined."""
-        found: list[tuple[tuple[int, tuple[int, ...]], torch.Tensor]] = []
+    @property
+    def enabled(self) -> bool:
+        """False when nothing is ever cached."""
+        return self._max_blocks > 0
+
+    def keys(self, ids: Sequence[int], blocks: int) -> list[tuple[int, ...]]:
+        """The token tuples of the first ``blocks`` whole blocks of ``ids``."""
+        return [tuple(ids[i * BLOCK : (i + 1) * BLOCK]) for i in range(blocks)]
+
+    def match(self, ids: Sequence[int]) -> list[int]:
+        """The cached blocks of ``ids``' longest cached prefix of whole blocks (leaving at
+        least one token to compute)."""
+        found: list[tuple[tuple[int, tuple[int, ...]], int]] = []
         parent = 0
-        for start in range(0, len(ids) - 1 - BLOCK + 1, BLOCK):
-            key = (parent, tuple(ids[start : start + BLOCK]))
-            entry = self._blocks.get(key)
+        for tokens in self.keys(ids, (len(ids) - 1) // BLOCK):
+            key = (parent, tokens)
+            entry = self._entries.get(key)
             if entry is None:
                 break
             parent = entry[0]
             found.append((key, entry[1]))
-        if not found:
-            return 0, None
         for key, _ in reversed(found):  # the first block ends up the most recently used
-            self._blocks.move_to_end(key)
-        return len(found) * BLOCK, torch.cat([blocks for _, blocks in found], dim=3)
+            self._entries.move_to_end(key)
+        return [block for _, block in found]
 
-    def insert(self, ids: Sequence[int], cache: SlotCache, slot: int) -> None:
-        """Remember the whole blocks of ``ids``, whose keys and values sit in ``slot``."""
+    def insert(self, ids: Sequence[int], blocks: Sequence[int]) -> None:
+        """Remember the whole blocks of ``ids``, held in ``blocks`` (a row's table)."""
         if self._max_blocks == 0:
             return
         parent, keys = 0, []
-        for start in range(0, len(ids) - BLOCK + 1, BLOCK):
-            key = (parent, tuple(ids[start : start + BLOCK]))
-            entry = self._blocks.get(key)
+        for tokens, block in zip(self.keys(ids, len(ids) // BLOCK), blocks, strict=False):
+            key = (parent, tokens)
+            entry = self._entries.get(key)
             if entry is None:
-                entry = (self._next_id, cache.read(slot, start, start + BLOCK))
+                entry = (self._next_id, block)
                 self._next_id += 1
-                self._blocks[key] = entry
+                self._entries[key] = entry
+                self._cache.hold((block,))
             parent = entry[0]
             keys.append(key)
-        for key in reversed(keys):  # a block is evicted before the blocks it leads to
-            self._blocks.move_to_end(key)
-        while len(self._blocks) > self._max_blocks:
-            self._blocks.popitem(last=False)
+        for key in reversed(keys):  # a block is given back before the blocks it leads to
+            self._entries.move_to_end(key)
+        while len(self._entries) > self._max_blocks:
+            self._evict_one()
+
+    def make_room(self, blocks: int) -> None:
+        """Give back cached blocks, oldest first, until ``blocks`` are free or none is left."""
+        while self._cache.free < blocks and self._entries:
+            self._evict_one()
+
+    def _evict_one(self) -> None:
+        _, (_, block) = self._entries.popitem(last=False)
+        self._cache.drop((block,))

@@ -36,7 +36,7 @@ class Snapshot:
     prompt_tokens: int
     cached_prompt_tokens: int
     prefill_tokens: int
-    kv_bytes_moved: int
+    preempted: int
 
 
 class Metrics:
@@ -50,7 +50,7 @@ class Metrics:
         self._ttfts: deque[float] = deque(maxlen=history)
         self.completed = self.failed = self.rejected = self.generated_tokens = 0
         self.prompt_tokens = self.cached_prompt_tokens = self.prefill_tokens = 0
-        self.kv_bytes_moved = 0
+        self.preempted = 0
 
     def tokens(self, count: int) -> None:
         """``count`` tokens were generated just now."""
@@ -72,10 +72,10 @@ class Metrics:
         with self._lock:
             self.prefill_tokens += tokens
 
-    def moved(self, nbytes: int) -> None:
-        """A row's cache moved to a lower slot when another row left."""
+    def preempt(self) -> None:
+        """A running request went back to the queue: the KV cache was full."""
         with self._lock:
-            self.kv_bytes_moved += nbytes
+            self.preempted += 1
 
     def first_token(self, seconds: float) -> None:
         """A request got its first token ``seconds`` after it was submitted."""
@@ -117,7 +117,7 @@ class Metrics:
                 prompt_tokens=self.prompt_tokens,
                 cached_prompt_tokens=self.cached_prompt_tokens,
                 prefill_tokens=self.prefill_tokens,
-                kv_bytes_moved=self.kv_bytes_moved,
+                preempted=self.preempted,
             )
 
     def backend_stats(

@@ -92,7 +92,7 @@ class Sampler:
             logits = torch.where(self.seen[rows], penalised, logits)
         if mask is not None:
             mask(logits)
-        tokens = logits.argmax(dim=-1) if self._all_greedy else self._sample(logits, rows)
+        tokens = _argmax(logits) if self._all_greedy else self._sample(logits, rows)
         if self._penalised:
             self.seen[self._rows[rows], tokens] = True
         return tokens
@@ -100,7 +100,7 @@ class Sampler:
     def _sample(self, logits: torch.Tensor, rows: slice) -> torch.Tensor:
         greedy = self.greedy[rows]
         top_k, top_p = self.top_k[rows], self.top_p[rows]
-        best = logits.argmax(dim=-1)
+        best = _argmax(logits)
         scaled = logits / self.temperature[rows]
         if self._unfiltered:
             return torch.where(greedy, best, _draw(scaled.softmax(dim=-1)))
@@ -124,4 +124,12 @@ def _draw(probs: torch.Tensor) -> torch.Tensor:
     """One sample per row of ``probs``: the exponential race (no host synchronisation, and far
     cheaper than ``multinomial`` over a whole vocabulary)."""
     race = torch.rand_like(probs).log_().neg_()  # Exp(1) draws; rand is faster than exponential_
-    return (probs / race).argmax(dim=-1)
+    return _argmax(probs / race)
+
+
+def _argmax(values: torch.Tensor) -> torch.Tensor:
+    """``values.argmax(dim=-1)`` (the first of equal maxima); on the CPU through numpy, whose
+    vectorised argmax is about 15x faster than torch's over a vocabulary."""
+    if values.device.type == "cpu" and values.dtype == torch.float32:
+        return torch.from_numpy(values.numpy().argmax(axis=-1))
+    return values.argmax(dim=-1)

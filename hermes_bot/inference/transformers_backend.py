@@ -79,7 +79,7 @@ class TransformersBackend:
 
     @property
     def metrics(self) -> Metrics:
-        """The executor's counters (prompt tokens served from the cache, KV bytes moved, ...)."""
+        """The executor's counters (prompt tokens served from the cache, preemptions, ...)."""
         return self._metrics
 
     async def start(self) -> None:

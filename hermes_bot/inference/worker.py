@@ -157,6 +157,7 @@ class Worker:
             self._metrics,
             output,
             self._fault,
+            self._requeue,
         )
 
     def _shutdown(self, runner: ModelRunner) -> None:
@@ -187,6 +188,11 @@ class Worker:
         assert self._output is not None  # set when the model loaded
         for job in failed:
             self._output.fail(job, GenerationError(f"generation failed: {message}"))
+
+    def _requeue(self, jobs: list[Job]) -> None:
+        """Put ``jobs`` back at the front of the queue, in order."""
+        with self._cond:
+            self._inbox.extendleft(reversed(jobs))
 
     def _serve_once(self, runner: ModelRunner) -> bool:
         new = self._wait_for_work(runner)

@@ -15,7 +15,7 @@ import torch
 from hermes_bot.backend import GenerationParams, GenerationRequest
 from hermes_bot.errors import Busy, GenerationError, ModelLoadError, PromptTooLong
 from hermes_bot.inference import worker
-from hermes_bot.inference.kv_cache import SlotCache
+from hermes_bot.inference.kv_cache import PagedCache
 from hermes_bot.inference.runner import ModelRunner
 from tests.inference.conftest import chat
 
@@ -217,8 +217,8 @@ async def test_a_kv_cache_too_big_for_the_device_is_a_clear_load_error(
     def out_of_memory(*args: Any, **kwargs: Any) -> Any:
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
 
-    monkeypatch.setattr(SlotCache, "for_model", out_of_memory)
-    with pytest.raises(ModelLoadError, match=r"lower executor\.max_batch_size"):
+    monkeypatch.setattr(PagedCache, "for_model", out_of_memory)
+    with pytest.raises(ModelLoadError, match=r"lower executor\.kv_cache_tokens"):
         await make_backend(max_batch_size=64)
 
 

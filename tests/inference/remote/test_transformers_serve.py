@@ -40,7 +40,9 @@ async def test_fields_it_rejects_are_dropped_and_the_request_is_retried(
         first = await backend.generate(request)
         second = await backend.generate(request)
     assert first.text and second.text
-    assert first.completion_tokens <= 8
+    # max_tokens was honoured. The server reports no usage, so the count is the text
+    # tokenized again, which can split a generated token in two ("tyardtyard").
+    assert first.finish_reason == "length" and first.completion_tokens <= 8 + 2
     rejected = [r for r in caplog.records if "sending it only OpenAI fields" in r.message]
     assert len(rejected) == 1  # remembered: the second request went out plain at once
     [server] = backend.stats().servers
