@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hermes_bot.backend import FinishReason, GenerationResult
 from hermes_bot.errors import GenerationError, HermesBotError
-from hermes_bot.inference.detokenize import IncrementalDetokenizer, decode
+from hermes_bot.inference.detokenize import IncrementalDetokenizer, decode, piece_table
 from hermes_bot.inference.jobs import Job, Outbox
 from hermes_bot.inference.loading import LoadedModel
 from hermes_bot.inference.metrics import Metrics
@@ -15,6 +15,7 @@ class RowOutput:
 
     def __init__(self, loaded: LoadedModel, metrics: Metrics, outbox: Outbox) -> None:
         self._loaded, self._metrics, self._outbox = loaded, metrics, outbox
+        piece_table(loaded.tokenizer)  # built and proven at loading, not in the first stream
 
     def advance(self, job: Job, token: int, now: float) -> bool:
         """Record ``token`` for ``job``; False when the job has finished (or failed)."""

@@ -1,11 +1,10 @@
-"""Per-row token selection and incremental detokenization."""
+"""Per-row token selection."""
 
 from __future__ import annotations
 
 import torch
 
 from hermes_bot.backend import GenerationParams
-from hermes_bot.inference.detokenize import IncrementalDetokenizer
 from hermes_bot.inference.sampling import Sampler
 
 
@@ -84,22 +83,3 @@ def test_repetition_penalty_only_touches_seen_tokens_of_its_row() -> None:
     assert sampler.select(logits.clone(), slice(0, 2)).tolist() == [2, 0]
     # The chosen token counts as seen from now on: 1.5 -> 0.75 loses to 1.0.
     assert sampler.select(logits.clone(), slice(0, 2)).tolist() == [0, 0]
-
-
-def test_deltas_never_split_characters_and_join_to_the_text(tiny_tokenizer) -> None:
-    # Long enough for the window to move, also in the middle of byte-fallback characters.
-    text = "Héllo wörld — 世界 🦜 ꙮ done\n  two  spaces " + "🦜ꙮ世界 x" * 12
-    ids = tiny_tokenizer(text, add_special_tokens=False).input_ids
-    detokenizer = IncrementalDetokenizer(tiny_tokenizer)
-    deltas = [detokenizer.push(token) for token in ids] + [detokenizer.flush()]
-    assert "".join(deltas) == detokenizer.text == tiny_tokenizer.decode(ids) == text
-    assert not any("\ufffd" in d for d in deltas)
-    assert any(d == "" for d in deltas[:-1])  # byte pieces of 🦜 and ꙮ were held back
-
-
-def test_detokenizing_a_long_answer_matches_decoding_it_whole(tiny_tokenizer) -> None:
-    torch.manual_seed(0)
-    ids = torch.randint(3, 32000, (600,)).tolist()  # any tokens, byte pieces included
-    detokenizer = IncrementalDetokenizer(tiny_tokenizer)
-    text = "".join(detokenizer.push(token) for token in ids) + detokenizer.flush()
-    assert text == tiny_tokenizer.decode(ids, skip_special_tokens=True)
