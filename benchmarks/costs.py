@@ -16,7 +16,7 @@ import torch
 from transformers import DynamicCache
 
 from hermes_bot.backend import GenerationParams, GenerationRequest
-from hermes_bot.inference.detokenize import IncrementalDetokenizer, decode
+from hermes_bot.inference.detokenize import IncrementalDetokenizer, decode, piece_table
 from hermes_bot.inference.kv_cache import BLOCK
 from hermes_bot.inference.runner import ModelRunner
 from hermes_bot.inference.sampling import Sampler
@@ -162,6 +162,12 @@ def dynamic_cache_copies(model: Any) -> float:
 
 def detokenization(tokenizer: Any) -> dict[str, float]:
     """Cost per token of streaming answers of 32 and 1,024 tokens, now and re-decoding whole."""
+    start = time.perf_counter()
+    proven = piece_table(tokenizer) is not None  # once per tokenizer, at loading in the executor
+    print(
+        f"detokenization: piece table {'built and proven' if proven else 'refused, windows used'} "
+        f"in {1e3 * (time.perf_counter() - start):.0f} ms (once per tokenizer)"
+    )
     text = system_prompt("functioncall") * 4
     ids = tokenizer(text, add_special_tokens=False).input_ids[:1024]
     assert len(ids) == 1024, len(ids)
