@@ -190,10 +190,11 @@ class PagedCache:
     def _write_read(
         self, pool: torch.Tensor, states: torch.Tensor, rows: int, width: int
     ) -> torch.Tensor:
-        tokens = pool.view(-1, *pool.shape[2:])
+        heads, dim = pool.shape[2:]
+        tokens = pool.view(-1, heads, dim)
         tokens.index_copy_(0, self._write, states.transpose(1, 2).flatten(0, 1).to(pool.dtype))
-        read = pool.index_select(0, self._read)  # [rows * blocks, BLOCK, heads, dim]
-        return read.view(rows, width, *pool.shape[2:]).transpose(1, 2)
+        read = pool.view(pool.shape[0], -1).index_select(0, self._read)  # one row per block
+        return read.view(rows, width, heads, dim).transpose(1, 2)
 
 
 class PrefixCache:

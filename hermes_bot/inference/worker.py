@@ -223,7 +223,8 @@ class Worker:
         cached = numbers.cached_prompt_tokens / max(1, numbers.prompt_tokens)
         _log.info(
             "inference: %.1f tokens/s, ttft %.0f ms, latency p50 %.0f ms p95 %.0f ms; "
-            "%d completed, %d failed, %d turned away; %.0f%% of prompt tokens from the cache",
+            "%d completed, %d failed, %d turned away; %.0f%% of prompt tokens from the cache; "
+            "%d paused for KV cache room",
             numbers.tokens_per_second,
             numbers.time_to_first_token_ms,
             numbers.latency_p50_ms,
@@ -232,6 +233,7 @@ class Worker:
             numbers.failed,
             numbers.rejected,
             100 * cached,
+            numbers.preempted,
         )
 
     def _wait_for_work(self, runner: ModelRunner) -> list[Job] | None:
