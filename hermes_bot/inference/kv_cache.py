@@ -211,6 +211,10 @@ class PrefixCache:
         self._entries: OrderedDict[tuple[int, tuple[int, ...]], tuple[int, int]] = OrderedDict()
         self._next_id = 1
 
+    def __len__(self) -> int:
+        """Blocks cached."""
+        return len(self._entries)
+
     @property
     def enabled(self) -> bool:
         """False when nothing is ever cached."""

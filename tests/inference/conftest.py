@@ -86,7 +86,12 @@ async def make_backend(
 
     yield make
     for backend in backends:
+        runner = backend._worker._runner if backend._worker is not None else None
         await backend.close()
+        if runner is not None:
+            # Whatever the test did, every block is back except those the prefix cache keeps.
+            cache, cached = runner.cache, len(runner._prefixes)
+            assert cache.blocks_held() == 0 and cache.free + cached == cache.blocks - 1
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from typing import Any
 
 import torch
@@ -10,7 +12,7 @@ import torch
 from hermes_bot.backend import GenerationParams, GenerationRequest
 from hermes_bot.inference.kv_cache import BLOCK, SCRATCH, PagedCache, PrefixCache, blocks_for
 from tests.inference.conftest import chat
-from tests.inference.test_executor import before_forward
+from tests.inference.test_executor import before_forward, wait_until
 
 
 def pool(blocks: int = 9, slots: int = 4) -> PagedCache:
@@ -128,3 +130,33 @@ async def test_requests_arriving_together_compute_a_shared_prompt_once(
     shared = BLOCK * (len(backend.tokenizer(system).input_ids) // BLOCK)
     assert numbers.prefill_tokens == sum(r.prompt_tokens for r in results) - 2 * shared
     assert numbers.cached_prompt_tokens == 2 * shared
+
+
+async def test_a_request_cancelled_while_its_group_is_prefilled_gives_its_blocks_back(
+    models, make_backend, reference
+) -> None:
+    backend = await make_backend(
+        max_batch_size=2, prefill_chunk=16, prefix_cache_tokens=0, batch_wait_ms=500
+    )
+    runner = backend._worker._runner
+    gate, passes = threading.Event(), []
+
+    def hold_the_second_chunk(kwargs: dict[str, Any]) -> None:
+        passes.append(kwargs["input_ids"].shape)
+        if len(passes) == 2:
+            gate.wait(30)
+
+    before_forward(models[-1], hold_the_second_chunk)
+    kept_prompt = chat("tell me a long story about the sea " * 6)
+    kept = asyncio.create_task(backend.generate(GenerationRequest(kept_prompt)))
+    dropped = asyncio.create_task(
+        backend.generate(GenerationRequest(chat("and one about the mountains " * 6)))
+    )
+    await wait_until(lambda: len(passes) == 2)
+    assert len(runner._group.jobs()) == 2  # the two prompts are prefilled together
+    dropped.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await dropped
+    gate.set()
+    assert (await kept).text == reference(kept_prompt, 12)
+    assert runner.cache.blocks_held() == 0
