@@ -6,7 +6,9 @@ block table listing the blocks that hold its positions, so a row takes memory
 for its own length only, a decode step writes one token per row into its
 last block, a join writes only the joining rows' tokens, and a leave gives
 its blocks back: nothing the cache holds is ever copied. Block 0 is scratch:
-padding and empty slots write there, and unused table entries point there.
+unused table entries point there, so padding and rows that are not decoding
+write there (a row not decoding sits at :attr:`PagedCache.parked`, a position
+past any row's end).
 
 Attention reads each row's blocks through its table. With SDPA that is a
 gather into the batch's ``[rows, kv_heads, width, head_dim]`` before the
@@ -63,8 +65,10 @@ class PagedCache:
         self.keys = [torch.zeros(shape, **tensor) for _ in range(layers)]
         self.values = [torch.zeros(shape, **tensor) for _ in range(layers)]
         device = tensor.get("device")
-        # tables[slot, i]: the block holding positions i*BLOCK .. i*BLOCK+BLOCK-1 of that slot.
-        self.tables = torch.full((slots, row_blocks), SCRATCH, dtype=torch.long, device=device)
+        # tables[slot, i]: the block holding positions i*BLOCK .. i*BLOCK+BLOCK-1 of that slot;
+        # the last column is never given a block.
+        self.tables = torch.full((slots, row_blocks + 1), SCRATCH, dtype=torch.long, device=device)
+        self.parked = row_blocks * BLOCK
         self.blocks = blocks
         self._owned: list[list[int]] = [[] for _ in range(slots)]
         self._refs = [0] * blocks
@@ -168,9 +172,9 @@ class PagedCache:
         """The next forward pass feeds slots ``rows``; input token ``[b, j]`` goes to position
         ``columns[b, j]`` of slot ``rows.start + b``, and attention reads ``width`` positions
         (a multiple of ``BLOCK``)."""
-        tables = self.tables[rows, : width // BLOCK]
+        tables = self.tables[rows]
         self._write = (tables.gather(1, columns // BLOCK) * BLOCK + columns % BLOCK).flatten()
-        self._read = tables.flatten()
+        self._read = tables[:, : width // BLOCK].flatten()
         self._shape = (rows.stop - rows.start, width)
 
     def update(

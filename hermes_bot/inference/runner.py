@@ -106,11 +106,12 @@ class ModelRunner:
         self._sampler = Sampler(self.slots, model.config.get_text_config().vocab_size, device)
         self._rows: list[Job | None] = [None] * self.slots  # the decoding row in each slot
         self._lengths = [0] * self.slots  # tokens in each slot's cache
-        # Where each slot writes its next token; an empty slot's table points at scratch.
-        self._positions = torch.zeros(self.slots, dtype=torch.long, device=device)
+        # Where each slot writes its next token: parked (scratch) unless it is decoding.
+        self._parked = self.cache.parked
+        self._positions = torch.full((self.slots,), self._parked, dtype=torch.long, device=device)
         self._step = torch.zeros(self.slots, dtype=torch.long, device=device)  # 1: decoding
         self._last = torch.zeros(self.slots, dtype=torch.long, device=device)
-        self._columns = torch.arange(blocks_for(row_tokens) * BLOCK, device=device)
+        self._columns = torch.arange(self._parked + BLOCK, device=device)
         self._open = torch.zeros((), dtype=model.dtype, device=device)
         self._shut = torch.full((), torch.finfo(model.dtype).min, dtype=model.dtype, device=device)
         self._group: PrefillGroup | None = None
@@ -190,7 +191,7 @@ class ModelRunner:
     def _release(self, slot: int) -> None:
         self._rows[slot] = None
         self._lengths[slot] = 0
-        self._positions[slot] = 0
+        self._positions[slot] = self._parked
         self._step[slot] = 0
         self._sampler.release(slot)
         self.cache.release(slot)
@@ -247,7 +248,7 @@ class ModelRunner:
         static = self._compiled_forward is not None  # shapes from a few buckets only
         rows = _bucket(top, self.slots) if static else top
         blocks = blocks_for(max(self._lengths[:top]) + 1)
-        width = BLOCK * (_bucket(blocks, self.cache.tables.shape[1]) if static else blocks)
+        width = BLOCK * (_bucket(blocks, blocks_for(self._parked)) if static else blocks)
         columns = self._positions[:rows].unsqueeze(1)
         running = [job for job in self._rows[:top] if job is not None]
         try:

@@ -160,3 +160,33 @@ async def test_a_request_cancelled_while_its_group_is_prefilled_gives_its_blocks
     gate.set()
     assert (await kept).text == reference(kept_prompt, 12)
     assert runner.cache.blocks_held() == 0
+
+
+async def test_compiled_decode_steps_leave_the_blocks_of_joining_rows_alone(
+    make_backend, reference, monkeypatch
+) -> None:
+    # Compiled, a decode step runs a power-of-two batch: 3 decoding rows run as 4, the
+    # fourth slot being a prompt in the middle of its prefill.
+    real_compile = torch.compile
+    monkeypatch.setattr(
+        torch,
+        "compile",
+        lambda fn, **kw: real_compile(fn, backend=lambda g, _: g.forward, dynamic=False),
+    )
+    backend = await make_backend(
+        compile=True, max_batch_size=4, prefill_chunk=16, batch_wait_ms=200
+    )
+    params = GenerationParams(max_new_tokens=30, do_sample=False)
+    running = [chat(w) for w in ("one", "two", "three")]
+    joining = chat("tell me a long story about the sea " * 6)
+    try:
+        first = [
+            asyncio.create_task(backend.generate(GenerationRequest(p, params))) for p in running
+        ]
+        await wait_until(lambda: backend.stats().generated_tokens >= 6)
+        late = await backend.generate(GenerationRequest(joining))
+        done = await asyncio.gather(*first)
+    finally:
+        torch._dynamo.reset()
+    assert late.text == reference(joining, 12)
+    assert [r.text for r in done] == [reference(p, 30) for p in running]
