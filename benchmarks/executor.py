@@ -4,15 +4,15 @@ own continuous batching, plus the executor's host-side costs, side by side in on
     python benchmarks/executor.py [--quick] [--size tiny|60m] [--repeat N]
 
 Throughput: N concurrent requests (prompts of 20-120 tokens, outputs of 16-64
-tokens, greedy, EOS ignored) all arrive at t=0. naive: one ``model.generate``
-per request in arrival order (what the seed did); static: one left-padded
-``model.generate`` over all N, run to the longest output; executor: all N
-streamed through TransformersBackend; builtin: transformers' continuous
-batching (``init_continuous_batching``, paged attention). Tokens/s counts each
-request's own output tokens. Each of ``--repeat`` rounds runs the strategies
-back to back; the table shows each one's best round, the ratios are medians of
-the rounds' ratios (the machine is shared and noisy: compare ratios, not
-absolute numbers).
+tokens, greedy, EOS ignored, new prompts every round) all arrive at t=0.
+naive: one ``model.generate`` per request in arrival order (what the seed did);
+static: one left-padded ``model.generate`` over all N, run to the longest
+output; executor: all N streamed through TransformersBackend; builtin:
+transformers' continuous batching (``init_continuous_batching``, paged
+attention). Tokens/s counts each request's own output tokens. Each of
+``--repeat`` rounds runs the strategies back to back; the table shows each
+one's best round, the ratios are medians of the rounds' ratios (the machine is
+shared and noisy: compare ratios, not absolute numbers).
 
 Costs (module ``benchmarks.costs``): host time per row per decode step outside
 the model forward and the sampling math, reads from the device per step, KV
@@ -216,8 +216,10 @@ async def throughput(
     run_builtin(manager, warm)
     runs: Runs = {}
     for n in SIZES:
-        work = workload(tokenizer, n, seed=n)
-        for _ in range(repeats):
+        for round_ in range(repeats):
+            # New prompts each round: the executor's prefix cache must not serve a round from
+            # the one before (transformers' built-in batching has no such cache).
+            work = workload(tokenizer, n, seed=1000 * round_ + n)
             for row in (
                 run_naive(model, work),
                 run_static(model, work),
