@@ -58,20 +58,18 @@ def mistral_7b_config() -> Any:
     )
 
 
-def random_model(config: Any) -> Any:
-    """The model with random fp16 weights, built on the GPU without a CPU copy."""
+def random_model(config: Any, device: str = "cuda", dtype: torch.dtype = torch.float16) -> Any:
+    """The model with random weights, built on ``device`` without a CPU copy."""
     from transformers import MistralForCausalLM
 
     with torch.device("meta"):
         model = MistralForCausalLM(config)
-    model = model.to_empty(device="cuda").half()
+    model = model.to_empty(device=device).to(dtype)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.normal_(0.0, 0.02)
-        for name, buffer in model.named_buffers():
-            if "inv_freq" in name:  # rotary frequencies must be real ones, not noise
-                dim = buffer.shape[0] * 2
-                buffer.copy_(1.0 / (config.rope_theta ** (torch.arange(0, dim, 2).float() / dim)))
+    # Rotary frequencies must be real ones, not noise: built again from the config.
+    model.model.rotary_emb = type(model.model.rotary_emb)(config).to(device)
     return model.eval()
 
 
@@ -120,46 +118,58 @@ def run_vllm(directory: Path, prompts: list[str], new: int) -> dict[str, dict] |
     return results
 
 
-async def main(args: argparse.Namespace) -> None:
-    if not torch.cuda.is_available():
-        raise SystemExit("benchmarks/gpu.py needs a CUDA GPU (torch sees none)")
+PROMPTS = [
+    f"<|im_start|>user\nQuestion {i}: tell me about the sea.<|im_end|>\n<|im_start|>assistant\n"
+    for i in range(CONCURRENT)
+]
+
+
+async def measure(
+    model: Any, directory: Path, *, new_tokens: int, compile: bool, context_window: int = 4096
+) -> dict[str, float]:
+    """Single-stream and 16-concurrent figures of the executor serving ``model`` (whose
+    config and tokenizer files are in ``directory``)."""
     from transformers import AutoTokenizer
 
-    directory = Path(tempfile.mkdtemp(prefix="mistral-7b-shape-"))
-    build_tokenizer_files(directory)
-    config = mistral_7b_config()
-    config.save_pretrained(directory)
-    tokenizer = AutoTokenizer.from_pretrained(directory)
-    serve_in_memory(random_model(config), tokenizer)
+    serve_in_memory(model, AutoTokenizer.from_pretrained(directory))
     backend = TransformersBackend(
-        ModelSettings(id=str(directory), context_window=4096),
-        ExecutorSettings(max_batch_size=CONCURRENT, compile=args.compile),
+        ModelSettings(id=str(directory), context_window=context_window),
+        ExecutorSettings(max_batch_size=CONCURRENT, compile=compile),
         GenerationParams(do_sample=False),
     )
     await backend.start()
-    prompts = [
-        f"<|im_start|>user\nQuestion {i}: tell me about the sea.<|im_end|>\n<|im_start|>assistant\n"
-        for i in range(CONCURRENT)
-    ]
-    await run_executor(backend, prompts[:2], 16)  # warm-up (and compilation)
-    single = await run_executor(backend, prompts[:1], args.new_tokens)
-    concurrent = await run_executor(backend, prompts, args.new_tokens)
-    await backend.close()
-    print(f"GPU: {torch.cuda.get_device_name()}, Mistral-7B shape, fp16, compile={args.compile}")
+    try:
+        await run_executor(backend, PROMPTS[:2], 16)  # warm-up (and compilation)
+        single = await run_executor(backend, PROMPTS[:1], new_tokens)
+        concurrent = await run_executor(backend, PROMPTS, new_tokens)
+    finally:
+        await backend.close()
     print(f"executor single: {single}")
     print(f"executor {CONCURRENT} concurrent: {concurrent}")
-    figures = {
+    return {
         "single_tokens_per_s": single["tokens_per_s"],
         "concurrent_tokens_per_s": concurrent["tokens_per_s"],
         "ttft_ms": concurrent["ttft_ms"],
     }
-    vllm = run_vllm(directory, prompts, args.new_tokens) if args.vllm else None
+
+
+async def main(args: argparse.Namespace) -> None:
+    if not torch.cuda.is_available():
+        raise SystemExit("benchmarks/gpu.py needs a CUDA GPU (torch sees none)")
+    directory = Path(tempfile.mkdtemp(prefix="mistral-7b-shape-"))
+    build_tokenizer_files(directory)
+    config = mistral_7b_config()
+    config.save_pretrained(directory)
+    print(f"GPU: {torch.cuda.get_device_name()}, Mistral-7B shape, fp16, compile={args.compile}")
+    figures = await measure(
+        random_model(config), directory, new_tokens=args.new_tokens, compile=args.compile
+    )
+    vllm = run_vllm(directory, PROMPTS, args.new_tokens) if args.vllm else None
     if vllm is not None:
         print(f"vLLM: {vllm}")
-        figures["vs_vllm_single"] = single["tokens_per_s"] / vllm["single"]["tokens_per_s"]
-        figures["vs_vllm_concurrent"] = (
-            concurrent["tokens_per_s"] / vllm["concurrent"]["tokens_per_s"]
-        )
+        for name in ("single", "concurrent"):
+            ours = figures[f"{name}_tokens_per_s"]
+            figures[f"vs_vllm_{name}"] = ours / vllm[name]["tokens_per_s"]
     for name, value in figures.items():
         print(f"{name}={value:.4g}")
 
