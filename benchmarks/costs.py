@@ -17,7 +17,7 @@ from transformers import DynamicCache
 
 from hermes_bot.backend import GenerationParams, GenerationRequest
 from hermes_bot.inference.detokenize import IncrementalDetokenizer, decode, piece_table
-from hermes_bot.inference.kv_cache import BLOCK
+from hermes_bot.inference.kv_cache import BLOCK, PagedCache
 from hermes_bot.inference.runner import ModelRunner
 from hermes_bot.inference.sampling import Sampler
 from hermes_bot.inference.transformers_backend import TransformersBackend
@@ -73,10 +73,10 @@ class Probe:
                 t.nbytes for t, a, b in zip(tensors, before, after, strict=True) if a != b
             )
             probe._current["rows"] = rows
-            cache = runner.cache
-            probe._current["held"] = sum(runner._lengths) * cache.bytes_per_token
-            probe._current["blocks"] = cache.blocks_held() * BLOCK * cache.bytes_per_token
-            probe._current["pool"] = cache.blocks * BLOCK * cache.bytes_per_token
+            cache, token = runner.cache, PagedCache.token_bytes(runner.loaded.model)
+            probe._current["held"] = sum(runner._lengths) * token
+            probe._current["blocks"] = cache.blocks_held() * BLOCK * token
+            probe._current["pool"] = cache.blocks * BLOCK * token
             probe.steps.append(probe._current)
             probe._current = None
 

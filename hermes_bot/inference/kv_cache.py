@@ -1,5 +1,9 @@
 """The paged KV cache: a pool of fixed-size blocks, block tables, and the prefix cache.
 
+The pool's size is set once (:func:`pool_tokens`): as configured, or room for
+every request at the full context window, on a GPU at most what the weights
+left free.
+
 :class:`PagedCache` holds every layer's keys and values in a pool of
 ``BLOCK``-token blocks allocated at start-up. Each slot (a running row) has a
 block table listing the blocks that hold its positions, so a row takes memory
@@ -23,18 +27,61 @@ given back, least recently used first, when rows need the room.
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-_log = logging.getLogger(__name__)
+from hermes_bot.config import ExecutorSettings
+from hermes_bot.errors import ModelLoadError
 
 # Tokens per block (also the prefix cache's unit of matching).
 BLOCK = 16
 SCRATCH = 0
+
+
+# A default-sized KV cache on a GPU leaves this share of the card free (activations, logits,
+# the attention's reads of the blocks).
+GPU_RESERVE = 0.1
+
+
+def pool_tokens(
+    settings: ExecutorSettings, context_window: int, token_bytes: int, free_bytes: int | None
+) -> int:
+    """The pool's size in tokens: as configured; else room for every row at the full context
+    window plus the prefix cache, on a GPU at most what ``free_bytes`` (the memory the
+    weights left, less the reserve) holds."""
+    if settings.kv_cache_tokens:
+        return settings.kv_cache_tokens
+    wanted = settings.max_batch_size * context_window + settings.prefix_cache_tokens
+    if free_bytes is None or free_bytes >= wanted * token_bytes:
+        return wanted
+    fits = max(0, free_bytes) // token_bytes
+    if fits < context_window:
+        raise ModelLoadError(
+            f"after the model's weights the GPU has room for {fits} tokens of KV cache, fewer "
+            f"than one request of model.context_window = {context_window}: lower "
+            f"model.context_window, load the model in 4 bits (model.quantization) or use a "
+            f"bigger GPU"
+        )
+    return fits
+
+
+def free_gpu_bytes(device: torch.device) -> int | None:
+    """Memory a default-sized KV cache may take on ``device``; None off a GPU."""
+    if device.type != "cuda":
+        return None
+    free, total = torch.cuda.mem_get_info(device)
+    return int(free - GPU_RESERVE * total)
+
+
+def _kv_shape(model: Any) -> tuple[int, int, int]:
+    """(layers, key/value heads, head size) of a transformers decoder."""
+    config = model.config.get_text_config()
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return config.num_hidden_layers, getattr(config, "num_key_value_heads", None) or heads, head_dim
 
 
 def blocks_for(tokens: int) -> int:
@@ -83,12 +130,9 @@ class PagedCache:
     ) -> PagedCache:
         """A pool of ``tokens`` (plus scratch) shaped for ``model`` (a transformers decoder),
         with tables for ``slots`` rows of up to ``row_tokens`` positions."""
-        config = model.config.get_text_config()
-        heads = config.num_attention_heads
-        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        layers, kv_heads, head_dim = _kv_shape(model)
         return cls(
-            config.num_hidden_layers,
+            layers,
             1 + blocks_for(tokens),
             slots,
             blocks_for(row_tokens),
@@ -98,13 +142,13 @@ class PagedCache:
             device=model.device,
         )
 
-    # -- blocks (host bookkeeping) --------------------------------------------------------
+    @staticmethod
+    def token_bytes(model: Any) -> int:
+        """Bytes one token's keys and values take across ``model``'s layers."""
+        layers, kv_heads, head_dim = _kv_shape(model)
+        return 2 * layers * kv_heads * head_dim * model.dtype.itemsize
 
-    @property
-    def bytes_per_token(self) -> int:
-        """Bytes one token's keys and values take across all layers."""
-        first = self.keys[0]
-        return 2 * len(self.keys) * first.shape[2] * first.shape[3] * first.element_size()
+    # -- blocks (host bookkeeping) --------------------------------------------------------
 
     @property
     def free(self) -> int:

@@ -25,7 +25,14 @@ import torch
 from hermes_bot.config import ExecutorSettings
 from hermes_bot.errors import GenerationError, HermesBotError, ModelLoadError
 from hermes_bot.inference.jobs import Job
-from hermes_bot.inference.kv_cache import BLOCK, PagedCache, PrefixCache, blocks_for
+from hermes_bot.inference.kv_cache import (
+    BLOCK,
+    PagedCache,
+    PrefixCache,
+    blocks_for,
+    free_gpu_bytes,
+    pool_tokens,
+)
 from hermes_bot.inference.loading import LoadedModel
 from hermes_bot.inference.metrics import Metrics
 from hermes_bot.inference.output import RowOutput
@@ -38,14 +45,6 @@ _log = logging.getLogger(__name__)
 Fault = Callable[[list[Job], BaseException, int], None]
 # Jobs handed back to the front of the queue (preempted, or waiting for a shared prefix).
 Requeue = Callable[[list[Job]], None]
-
-
-def kv_cache_tokens(settings: ExecutorSettings, context_window: int) -> int:
-    """The pool's size in tokens: as configured, or room for every row at the full context
-    window plus the prefix cache."""
-    if settings.kv_cache_tokens:
-        return settings.kv_cache_tokens
-    return settings.max_batch_size * context_window + settings.prefix_cache_tokens
 
 
 # Uncached prompt blocks a joining request must share with an earlier one to wait for them.
@@ -92,7 +91,14 @@ class ModelRunner:
         self._chunk = settings.prefill_chunk
         self.slots = settings.max_batch_size
         device = loaded.device
-        tokens = kv_cache_tokens(settings, context_window)
+        token_bytes = PagedCache.token_bytes(model)
+        tokens = pool_tokens(settings, context_window, token_bytes, free_gpu_bytes(device))
+        _log.info(
+            "KV cache: %d tokens (%.2f GiB), %d requests at the full context window",
+            tokens,
+            tokens * token_bytes / 2**30,
+            tokens // context_window,
+        )
         # Padding in a prefill chunk is written up to a chunk past a row's end.
         row_tokens = context_window + self._chunk
         try:

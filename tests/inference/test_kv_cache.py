@@ -7,10 +7,20 @@ import contextlib
 import threading
 from typing import Any
 
+import pytest
 import torch
 
 from hermes_bot.backend import GenerationParams, GenerationRequest
-from hermes_bot.inference.kv_cache import BLOCK, SCRATCH, PagedCache, PrefixCache, blocks_for
+from hermes_bot.config import ExecutorSettings
+from hermes_bot.errors import ModelLoadError
+from hermes_bot.inference.kv_cache import (
+    BLOCK,
+    SCRATCH,
+    PagedCache,
+    PrefixCache,
+    blocks_for,
+    pool_tokens,
+)
 from tests.inference.conftest import chat
 from tests.inference.test_executor import before_forward, wait_until
 
@@ -190,3 +200,22 @@ async def test_compiled_decode_steps_leave_the_blocks_of_joining_rows_alone(
         torch._dynamo.reset()
     assert late.text == reference(joining, 12)
     assert [r.text for r in done] == [reference(p, 30) for p in running]
+
+
+def test_the_pool_is_sized_by_the_config_else_by_the_context_else_by_the_free_gpu_memory() -> None:
+    settings = ExecutorSettings(max_batch_size=16, prefix_cache_tokens=8192)
+    token = 128 * 1024  # Mistral-7B in fp16
+    wanted = 16 * 4096 + 8192
+    assert pool_tokens(settings, 4096, token, None) == wanted  # CPU: every row at full context
+    assert pool_tokens(settings, 4096, token, 80 * 2**30) == wanted  # a roomy GPU
+    # A 24 GB card with 14.5 GB of weights and 10% kept back: 7 GiB, about 57k tokens.
+    assert pool_tokens(settings, 4096, token, 7 * 2**30) == 7 * 2**30 // token
+    configured = ExecutorSettings(kv_cache_tokens=5000)
+    assert pool_tokens(configured, 4096, token, 2**30) == 5000  # the operator's word stands
+
+
+def test_a_gpu_without_room_for_one_request_is_a_clear_load_error() -> None:
+    with pytest.raises(
+        ModelLoadError, match=r"room for 2048 tokens .* lower model\.context_window"
+    ):
+        pool_tokens(ExecutorSettings(), 4096, 128 * 1024, 256 * 2**20)
