@@ -96,6 +96,8 @@ class BackendStats:
     rejected: int = 0
     generated_tokens: int = 0
     servers: tuple[ServerStatus, ...] = ()
+    kv_cache_used: float | None = None  # share of the in-process KV cache's blocks in use
+    preempted: int = 0  # requests paused because the KV cache was full
 
 
 @runtime_checkable

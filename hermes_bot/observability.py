@@ -69,6 +69,15 @@ class _LiveNumbers(Collector):
         yield GaugeMetricFamily(
             "hermes_bot_running_rows", "Requests being decoded together", stats and stats.running
         )
+        if stats is not None and stats.kv_cache_used is not None:
+            yield GaugeMetricFamily(
+                "hermes_bot_kv_cache_usage", "Share of the KV cache in use", stats.kv_cache_used
+            )
+            yield CounterMetricFamily(
+                "hermes_bot_kv_cache_preemptions",
+                "Requests paused because the KV cache was full",
+                stats.preempted,
+            )
         up = GaugeMetricFamily(
             "hermes_bot_health", "1 when a health check passes", labels=["check"]
         )

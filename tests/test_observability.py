@@ -147,3 +147,15 @@ def test_a_remote_backend_with_every_server_down_is_unhealthy():
     assert telemetry.check_health()["model"] == (False, "no inference server is up")
     servers.append((down, up))
     assert telemetry.check_health()["model"][0]
+
+
+def test_the_kv_cache_is_scraped_when_the_backend_has_one():
+    from prometheus_client import generate_latest
+
+    telemetry = Telemetry()
+    telemetry.backend_stats = lambda: BackendStats("m", "cpu", kv_cache_used=0.25, preempted=2)
+    text = generate_latest(telemetry.registry).decode()
+    assert "hermes_bot_kv_cache_usage 0.25" in text
+    assert "hermes_bot_kv_cache_preemptions_total 2.0" in text
+    telemetry.backend_stats = lambda: BackendStats("m", "remote")
+    assert "kv_cache" not in generate_latest(telemetry.registry).decode()

@@ -19,7 +19,7 @@ def status_fields(
     stats: BackendStats, uptime: float, history: int, turns: str = ""
 ) -> list[tuple[str, str]]:
     """(label, value) pairs: model, device, queue, speed, latency, uptime, conversation,
-    turns, and each inference server behind a remote backend."""
+    turns, the in-process KV cache, and each inference server behind a remote backend."""
     return [
         ("Model", stats.model),
         ("Device", stats.device),
@@ -29,8 +29,15 @@ def status_fields(
         ("Uptime", duration(uptime)),
         ("This conversation", f"{history} messages remembered"),
         ("Turns since start", turns or "none yet"),
+        *([("KV cache", _kv_cache(stats))] if stats.kv_cache_used is not None else []),
         *([("Servers", _servers(stats.servers))] if stats.servers else []),
     ]
+
+
+def _kv_cache(stats: BackendStats) -> str:
+    """How full the in-process KV cache is, and how often it was too full."""
+    used = f"{stats.kv_cache_used:.0%} in use"
+    return f"{used} · {stats.preempted} paused for room" if stats.preempted else used
 
 
 def _servers(servers: tuple[ServerStatus, ...]) -> str:

@@ -128,6 +128,7 @@ class Metrics:
         queue_depth: int = 0,
         running: int = 0,
         servers: tuple[ServerStatus, ...] = (),
+        kv_cache_used: float | None = None,
     ) -> BackendStats:
         """What /status shows for a backend: these numbers and what only the backend knows."""
         snap = self.snapshot()
@@ -145,4 +146,6 @@ class Metrics:
             rejected=snap.rejected,
             generated_tokens=snap.generated_tokens,
             servers=servers,
+            kv_cache_used=kv_cache_used,
+            preempted=snap.preempted,
         )

@@ -210,7 +210,12 @@ class TransformersBackend:
 
     def stats(self) -> BackendStats:
         """Queue depth, running batch size, throughput and latency numbers."""
-        waiting, running = self._worker.depth() if self._worker else (0, 0)
+        worker = self._worker
+        waiting, running = worker.depth() if worker else (0, 0)
         return self._metrics.backend_stats(
-            self._model_settings.id, self._device, queue_depth=waiting, running=running
+            self._model_settings.id,
+            self._device,
+            queue_depth=waiting,
+            running=running,
+            kv_cache_used=worker.kv_cache_used() if worker else None,
         )

@@ -121,6 +121,14 @@ class Worker:
         runner = self._runner
         return len(self._inbox), runner.running if runner is not None else 0
 
+    def kv_cache_used(self) -> float | None:
+        """Share of the KV cache's blocks in use (by requests or the prefix cache)."""
+        runner = self._runner
+        if runner is None:
+            return None
+        cache = runner.cache
+        return 1 - cache.free / (cache.blocks - 1)
+
     # -- the worker thread ---------------------------------------------------------------
 
     def _run(self, ready: concurrent.futures.Future[Serving]) -> None:

@@ -125,7 +125,8 @@ async def test_a_full_cache_preempts_the_newest_row_which_resumes_unchanged(
         *(backend.generate(GenerationRequest(p, params)) for p in prompts)
     )
     assert [r.text for r in results] == [reference(p, 100) for p in prompts]
-    assert backend.metrics.snapshot().preempted >= 1
+    stats = backend.stats()
+    assert stats.preempted >= 1 and stats.kv_cache_used == 0  # all given back
 
 
 async def test_requests_arriving_together_compute_a_shared_prompt_once(
@@ -140,6 +141,8 @@ async def test_requests_arriving_together_compute_a_shared_prompt_once(
     shared = BLOCK * (len(backend.tokenizer(system).input_ids) // BLOCK)
     assert numbers.prefill_tokens == sum(r.prompt_tokens for r in results) - 2 * shared
     assert numbers.cached_prompt_tokens == 2 * shared
+    pool = backend._worker._runner.cache.blocks - 1
+    assert backend.stats().kv_cache_used == len(backend._worker._runner._prefixes) / pool
 
 
 async def test_a_request_cancelled_while_its_group_is_prefilled_gives_its_blocks_back(
