@@ -76,12 +76,17 @@ def test_unparsable_file(tmp_path: Path) -> None:
         load_settings(path)
 
 
-def test_an_answer_that_leaves_no_room_for_the_prompt_is_an_error(tmp_path: Path) -> None:
+def refused(tmp_path: Path, text: str) -> tuple[Path, str]:
+    """The config file holding ``text`` (no environment) and the ConfigError it raises."""
     path = tmp_path / "config.toml"
-    path.write_text("[generation]\nmax_new_tokens = 8192\n")
+    path.write_text(text)
     with pytest.raises(ConfigError) as caught:
         load_settings(path, environ={})
-    message = str(caught.value)
+    return path, str(caught.value)
+
+
+def test_an_answer_that_leaves_no_room_for_the_prompt_is_an_error(tmp_path: Path) -> None:
+    path, message = refused(tmp_path, "[generation]\nmax_new_tokens = 8192\n")
     assert "generation.max_new_tokens + model.context_window" in message
     assert f"generation.max_new_tokens: config file {path}" in message
     assert "model.context_window: default" in message
@@ -89,11 +94,7 @@ def test_an_answer_that_leaves_no_room_for_the_prompt_is_an_error(tmp_path: Path
 
 
 def test_a_kv_cache_smaller_than_one_request_is_an_error(tmp_path: Path) -> None:
-    path = tmp_path / "config.toml"
-    path.write_text("[executor]\nkv_cache_tokens = 1000\n")
-    with pytest.raises(ConfigError) as caught:
-        load_settings(path, environ={})
-    message = str(caught.value)
+    _, message = refused(tmp_path, "[executor]\nkv_cache_tokens = 1000\n")
     assert "executor.kv_cache_tokens + model.context_window" in message
     assert "at least 4096" in message
 
@@ -188,18 +189,12 @@ def test_slack_tokens_from_the_environment_are_secret(
 
 @pytest.mark.parametrize("section, key", [("remote", "api_key"), ("slack", "bot_token")])
 def test_an_invalid_secret_is_not_echoed(tmp_path: Path, section: str, key: str) -> None:
-    path = tmp_path / "config.toml"
-    path.write_text(f"[{section}]\n{key} = 987654321\n")
-    with pytest.raises(ConfigError) as caught:
-        load_settings(path, environ={})
-    assert f"{section}.{key}" in str(caught.value)
-    assert "987654321" not in str(caught.value)
+    _, message = refused(tmp_path, f"[{section}]\n{key} = 987654321\n")
+    assert f"{section}.{key}" in message
+    assert "987654321" not in message
 
 
 def test_a_remote_url_with_credentials_is_refused_without_echoing_them(tmp_path: Path) -> None:
-    path = tmp_path / "config.toml"
-    path.write_text('[remote]\nurls = ["http://bot:hunter2@10.0.0.5:8000/v1"]\n')
-    with pytest.raises(ConfigError) as caught:
-        load_settings(path, environ={})
-    assert "remote.urls: " in str(caught.value) and "remote.api_key" in str(caught.value)
-    assert "hunter2" not in str(caught.value)
+    _, message = refused(tmp_path, '[remote]\nurls = ["http://bot:hunter2@10.0.0.5:8000/v1"]\n')
+    assert "remote.urls: " in message and "remote.api_key" in message
+    assert "hunter2" not in message

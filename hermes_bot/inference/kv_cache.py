@@ -28,7 +28,7 @@ given back, least recently used first, when rows need the room.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -268,16 +268,12 @@ class PrefixCache:
         """False when nothing is ever cached."""
         return self._max_blocks > 0
 
-    def keys(self, ids: Sequence[int], blocks: int) -> list[tuple[int, ...]]:
-        """The token tuples of the first ``blocks`` whole blocks of ``ids``."""
-        return [tuple(ids[i * BLOCK : (i + 1) * BLOCK]) for i in range(blocks)]
-
     def match(self, ids: Sequence[int]) -> list[int]:
         """The cached blocks of ``ids``' longest cached prefix of whole blocks (leaving at
         least one token to compute)."""
         found: list[tuple[tuple[int, tuple[int, ...]], int]] = []
         parent = 0
-        for tokens in self.keys(ids, (len(ids) - 1) // BLOCK):
+        for tokens in _blocks(ids, (len(ids) - 1) // BLOCK):
             key = (parent, tokens)
             entry = self._entries.get(key)
             if entry is None:
@@ -290,10 +286,10 @@ class PrefixCache:
 
     def insert(self, ids: Sequence[int], blocks: Sequence[int]) -> None:
         """Remember the whole blocks of ``ids``, held in ``blocks`` (a row's table)."""
-        if self._max_blocks == 0:
+        if not self.enabled:
             return
         parent, keys = 0, []
-        for tokens, block in zip(self.keys(ids, len(ids) // BLOCK), blocks, strict=False):
+        for tokens, block in zip(_blocks(ids, len(ids) // BLOCK), blocks, strict=False):
             key = (parent, tokens)
             entry = self._entries.get(key)
             if entry is None:
@@ -316,3 +312,9 @@ class PrefixCache:
     def _evict_one(self) -> None:
         _, (_, block) = self._entries.popitem(last=False)
         self._cache.drop((block,))
+
+
+def _blocks(ids: Sequence[int], count: int) -> Iterator[tuple[int, ...]]:
+    """The tokens of the first ``count`` whole blocks of ``ids``, one block at a time."""
+    for start in range(0, count * BLOCK, BLOCK):
+        yield tuple(ids[start : start + BLOCK])
