@@ -155,6 +155,11 @@ class PagedCache:
         """Blocks nobody holds."""
         return len(self._free)
 
+    @property
+    def used(self) -> float:
+        """Share of the pool's blocks (scratch aside) someone holds."""
+        return 1 - len(self._free) / (self.blocks - 1)
+
     def blocks_held(self) -> int:
         """Blocks some row holds (what the running rows take)."""
         return len({block for owned in self._owned for block in owned})

@@ -124,10 +124,7 @@ class Worker:
     def kv_cache_used(self) -> float | None:
         """Share of the KV cache's blocks in use (by requests or the prefix cache)."""
         runner = self._runner
-        if runner is None:
-            return None
-        cache = runner.cache
-        return 1 - cache.free / (cache.blocks - 1)
+        return runner.cache.used if runner is not None else None
 
     # -- the worker thread ---------------------------------------------------------------
 
@@ -188,7 +185,7 @@ class Worker:
             free_memory(self._runner.loaded.device if self._runner else None)
         with self._cond:
             retry, failed = self._scheduler.after_fault(jobs, error, involved)
-            self._inbox.extendleft(reversed(retry))
+            self._requeue(retry)
         if not failed:
             return
         _log.error("generation failed for %d requests", len(failed), exc_info=error)
@@ -198,7 +195,8 @@ class Worker:
             self._output.fail(job, GenerationError(f"generation failed: {message}"))
 
     def _requeue(self, jobs: list[Job]) -> None:
-        """Put ``jobs`` back at the front of the queue, in order."""
+        """Put ``jobs`` back at the front of the queue, in order (preempted, waiting for a
+        shared prompt, or retried after running out of memory)."""
         with self._cond:
             self._inbox.extendleft(reversed(jobs))
 

@@ -141,8 +141,9 @@ async def test_requests_arriving_together_compute_a_shared_prompt_once(
     shared = BLOCK * (len(backend.tokenizer(system).input_ids) // BLOCK)
     assert numbers.prefill_tokens == sum(r.prompt_tokens for r in results) - 2 * shared
     assert numbers.cached_prompt_tokens == 2 * shared
-    pool = backend._worker._runner.cache.blocks - 1
-    assert backend.stats().kv_cache_used == len(backend._worker._runner._prefixes) / pool
+    runner = backend._worker._runner
+    pool = runner.cache.blocks - 1
+    assert backend.stats().kv_cache_used == pytest.approx(len(runner._prefixes) / pool)
 
 
 async def test_a_request_cancelled_while_its_group_is_prefilled_gives_its_blocks_back(
