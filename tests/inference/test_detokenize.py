@@ -12,6 +12,7 @@ from hermes_bot.inference.detokenize import (
     PieceDetokenizer,
     WindowDetokenizer,
     _proven,
+    decode,
     piece_table,
 )
 
@@ -29,10 +30,6 @@ TEXTS = st.one_of(
 
 def stream(detokenizer: IncrementalDetokenizer, ids: list[int]) -> list[str]:
     return [detokenizer.push(token) for token in ids] + [detokenizer.flush()]
-
-
-def decode(tokenizer, ids: list[int]) -> str:
-    return tokenizer.decode(ids, skip_special_tokens=True)
 
 
 def assert_streams(way, tokenizer, ids: list[int]) -> None:
